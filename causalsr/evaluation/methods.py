@@ -1,0 +1,85 @@
+"""Super-resolution methods the `eval` harness can benchmark, behind one small interface.
+
+A method is an object with ``name``, ``scales`` (the integer factors it supports)
+and ``upscale(lr, scale) -> sr``, where ``lr`` is a uint8 HxWx3 RGB array and
+``sr`` a uint8 (s*H)x(s*W)x3 array. `METHODS` maps names to zero-argument
+factories; peers and our own models are registered lazily, so benchmarking
+bicubic never imports them. `load_method` also accepts a checkpoint path.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from causalsr.data.imresize import imresize_uint8
+from causalsr.registry import Registry
+
+
+class Method(Protocol):
+    name: str
+    scales: tuple[int, ...]
+
+    def upscale(self, lr: np.ndarray, scale: int) -> np.ndarray: ...
+
+
+def check_scale(method: Method, scale: int) -> None:
+    """Raise a one-line ValueError when `method` cannot run at `scale`."""
+    if scale not in method.scales:
+        supported = ", ".join(f"x{s}" for s in method.scales)
+        raise ValueError(f"method {method.name!r} supports {supported}, not x{scale}")
+
+
+class Bicubic:
+    """MATLAB-exact bicubic upscaling of the uint8 LR (`imresize(lr, s)` with uint8 rounding)."""
+
+    name = "bicubic"
+    scales = (2, 3, 4, 8)
+
+    def upscale(self, lr: np.ndarray, scale: int) -> np.ndarray:
+        check_scale(self, scale)
+        return imresize_uint8(lr, float(scale))
+
+
+class CausalSRMethod:
+    """Our models through the public inference API (`causalsr.inference.api.load`).
+
+    With no path it uses the bundled model of each scale ("x2", "x3", "x4");
+    with a path, the exported checkpoint there (its scale only).
+    """
+
+    def __init__(self, path: str | Path | None = None):
+        from causalsr.inference.api import load  # optional until the inference API exists
+
+        self._load = load
+        self._path = None if path is None else str(path)
+        self._models: dict[int, object] = {}
+        if self._path is None:
+            self.name, self.scales = "causalsr", (2, 3, 4)
+        else:
+            model = load(self._path)
+            self.name, self.scales = Path(self._path).name, (int(model.scale),)
+            self._models[int(model.scale)] = model
+
+    def upscale(self, lr: np.ndarray, scale: int) -> np.ndarray:
+        check_scale(self, scale)
+        if scale not in self._models:
+            self._models[scale] = self._load(f"x{scale}")
+        return np.asarray(self._models[scale].upscale(lr))
+
+
+METHODS = Registry("method")
+METHODS.add("bicubic", Bicubic)
+METHODS.register_lazy("dat-light", "causalsr.evaluation.peers:DATLight", extra="peers")
+METHODS.register_lazy("span", "causalsr.evaluation.peers:SPAN", extra="peers")
+METHODS.add("causalsr", CausalSRMethod)
+
+
+def load_method(spec: str) -> Method:
+    """A method by registered name, or our model from a checkpoint path."""
+    if spec in METHODS:
+        return METHODS.get(spec)()
+    if Path(spec).exists():
+        return CausalSRMethod(spec)
+    raise KeyError(f"unknown method {spec!r}: not a file and not one of {', '.join(METHODS.names())}")

@@ -1,0 +1,42 @@
+"""`ModelConfig`: every constructor argument of the CausalSR model, loaded from YAML."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class ModelConfig:
+    """Architecture of a CausalSR model. Keys equal constructor arguments of the parts.
+
+    Switches reproduce Table IV's ablations: `use_cf` (counterfactual learning),
+    `use_int` (intervention mechanism), `use_sp` (structured prior; off = a
+    context-conditioned diagonal Gaussian with no edges), `use_sct` (semantic
+    contextual translation; off = no semantic context), and `plain` (the same
+    backbone with no causal parts at all: no Z, no C).
+    """
+
+    scale: int = 4
+    backbone: str = "efficient"            # registry name in models/backbone.py: efficient | tablei
+    backbone_args: dict = field(default_factory=dict)  # extra backbone kwargs (n_feats, n_blocks, width, ...)
+    z_dim: int = 8                          # first N_NAMED dims are the named factors
+    posterior_feats: int = 32
+    p_unknown: float = 0.5                  # prob. of hiding X from the posterior in training
+    semantic: str = "efficientnet-lite0"    # registry name in models/semantic.py
+    semantic_args: dict = field(default_factory=dict)
+    sct_dim: int = 256
+    sct_heads: int = 8
+    sct_dropout: float = 0.1
+    prior_components: int = 3
+    prior_hidden: int = 32
+    prior_layers: int = 2
+    prior_graph_samples: int = 4
+    prior_temperature: float = 0.5
+    mechanism_feats: int = 16
+    mechanism_blur_ksize: int = 7
+    intervention_hidden: int = 64
+    contrast_dim: int = 64
+    use_cf: bool = True
+    use_int: bool = True
+    use_sp: bool = True
+    use_sct: bool = True
+    plain: bool = False

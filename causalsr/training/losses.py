@@ -1,0 +1,280 @@
+"""The CausalSR objective: the seven terms of Eq. 22-23, the auxiliary named-factor
+loss, Eq. 20's adversarial terms and the Eq. 24 dynamic weights."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.distributions import MultivariateNormal
+from torch.func import functional_call
+
+from causalsr.causal.counterfactuals import generate_counterfactual
+from causalsr.data.degradations import DegradationParams, degrade_batch
+from causalsr.factors import N_NAMED, normalise
+from causalsr.models.intervention import adversarial_losses
+from causalsr.training.weights import DynamicWeights
+
+
+@dataclass
+class LossConfig:
+    """Base weights lambda_i0 of Eq. 22/24 and the hyperparameters of each term."""
+
+    w_rec: float = 1.0        # L_rec (restoration + degradation consistency), weight fixed at 1 as in Eq. 22
+    w_causal: float = 1e-3    # lambda_1: KL - entropy
+    w_cf: float = 0.1         # lambda_2
+    w_int: float = 0.05       # lambda_3
+    w_con: float = 0.01       # lambda_4
+    w_struct: float = 1e-4    # lambda_5
+    w_sem: float = 0.01       # lambda_6
+    w_aux: float = 0.1        # named-factor alignment (our addition)
+    w_adv: float = 0.01       # Eq. 20 adversarial term for psi
+    grad_gamma: float = 0.1   # gamma in L_rec's gradient term
+    rec_norm: str = "l2"      # "l2" as Eq. 23; "l1" trains faster for PSNR (a listed deviation)
+    entropy_weight: float = 1.0
+    sem_beta: float = 1.0     # beta in L_sem's second term
+    contrast_tau: float = 0.1
+    contrast_lambda: float = 1.0
+    momentum: float = 0.99    # Alg. 2 line 20
+    # Algorithm 1
+    cf_alpha0: float = 0.02
+    cf_beta: float = 0.01
+    cf_gamma: float = 0.1
+    cf_delta: float = 0.05
+    cf_lambda: float = 0.004
+    cf_every: int = 1         # run Algorithm 1 every k steps (CPU budget); 1 = every step
+    # Eq. 24 dynamic weights
+    dyn_gamma: float = 0.5
+    dyn_alpha: float = 1.0
+    t_update: int = 100
+    # Eq. 27 curriculum
+    t_warm: int = 0
+    warm_sigma: float = 1.5
+    # Eq. 20 / 21
+    int_lambda1: float = 1.0
+    int_lambda2: float = 0.01
+    int_lambda3: float = 0.01
+
+
+@dataclass
+class LossOutput:
+    """One training step's losses.
+
+    terms: unweighted scalar terms (for logging and Eq. 24).
+    block_losses: one weighted scalar per parameter block. They are
+        gradient-isolated: block b's loss reaches only block b's parameters
+        (others' outputs are detached, other modules run with frozen weights),
+        so one backward of their sum gives each block exactly the gradient of
+        its own loss subset (Algorithm 2 lines 9, 13, 17).
+    weights: the current Eq. 24 weights.
+    """
+
+    terms: dict[str, torch.Tensor]
+    block_losses: dict[str, torch.Tensor]
+    weights: dict[str, float]
+
+
+def frozen_call(module: nn.Module, *args, **kwargs):
+    """Call `module` with its parameters detached: gradients reach the inputs only."""
+    params = {k: v.detach() for k, v in module.named_parameters()}
+    buffers = dict(module.named_buffers())
+    return functional_call(module, {**params, **buffers}, args, kwargs)
+
+
+def image_gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward differences along H and W (the nabla of L_rec)."""
+    return x[..., 1:, :] - x[..., :-1, :], x[..., :, 1:] - x[..., :, :-1]
+
+
+def reconstruction_loss(pred: torch.Tensor, target: torch.Tensor, gamma: float, norm: str = "l2") -> torch.Tensor:
+    """||target - pred||^2 (or L1) + gamma ||nabla target - nabla pred||_1 (the form of Eq. 23's L_rec)."""
+    diff = pred - target
+    base = diff.pow(2).mean() if norm == "l2" else diff.abs().mean()
+    gp, gt = image_gradients(pred), image_gradients(target)
+    grad = sum((a - b).abs().mean() for a, b in zip(gp, gt))
+    return base + gamma * grad
+
+
+def info_nce(query: torch.Tensor, keys: torch.Tensor, tau: float) -> torch.Tensor:
+    """-log exp(sim(q_i, k_i)/tau) / sum_n exp(sim(q_i, k_n)/tau) with cosine similarity; batch negatives."""
+    logits = F.normalize(query, dim=1) @ F.normalize(keys, dim=1).t() / tau
+    return F.cross_entropy(logits, torch.arange(query.shape[0], device=query.device))
+
+
+def hierarchical_contrastive(f_q, f_k, g_q, g_k, tau: float, lam: float) -> torch.Tensor:
+    """Eq. 16: image-level InfoNCE (f(X) vs f(X_cf)) + lambda * degradation-level InfoNCE (g(Z) vs g(Z_cf))."""
+    return info_nce(f_q, f_k, tau) + lam * info_nce(g_q, g_k, tau)
+
+
+def structure_penalty(cov: torch.Tensor) -> torch.Tensor:
+    """L_struct = ||Sigma - diag(diag(Sigma))||_F (Eq. 23), batch mean."""
+    off = cov - torch.diag_embed(torch.diagonal(cov, dim1=-2, dim2=-1))
+    return off.flatten(1).norm(dim=1).mean()
+
+
+def named_factor_nll(q: MultivariateNormal, factors: torch.Tensor) -> torch.Tensor:
+    """Auxiliary loss: -log q(named dims = normalised true factors), using the marginal of the full Sigma.
+
+    Samples whose factors are unknown (NaN, e.g. paired data) are skipped.
+    """
+    known = torch.isfinite(factors).all(dim=1)
+    if not known.any():
+        return q.mean.sum() * 0.0
+    target = normalise(factors[known])
+    marginal = MultivariateNormal(q.mean[known, :N_NAMED], scale_tril=q.scale_tril[known, :N_NAMED, :N_NAMED])
+    return -marginal.log_prob(target).mean()
+
+
+def smoothed(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """X~ of Eq. 27: a Gaussian-smoothed ("simplified") image."""
+    radius = max(1, int(round(3 * sigma)))
+    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    k = (k / k.sum()).view(1, 1, 1, -1).repeat(x.shape[1], 1, 1, 1)
+    x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode="replicate"), k, groups=x.shape[1])
+    return F.conv2d(F.pad(x, (0, 0, radius, radius), mode="replicate"), k.transpose(2, 3), groups=x.shape[1])
+
+
+class Objective:
+    """Eq. 22: L_total = L_rec + l1 L_causal + l2 L_cf + l3 L_int + l4 L_con + l5 L_struct + l6 L_sem.
+
+    Call as `objective(batch, step, total_steps)`; batch holds hr, lr, factors
+    (physical, NaN if unknown) and params (degradation parameter dicts, used
+    to produce Y_cf with the real pipeline).
+    """
+
+    TERMS = ("causal", "cf", "int", "con", "struct", "sem")
+
+    def __init__(self, model, cfg: LossConfig):
+        self.model, self.cfg, self.rec_norm = model, cfg, cfg.rec_norm
+        base = {k: getattr(cfg, f"w_{k}") for k in self.TERMS}
+        self.weights = DynamicWeights(base, cfg.dyn_gamma, cfg.dyn_alpha, cfg.t_update)
+
+    def state_dict(self) -> dict:
+        return {"weights": self.weights.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.weights.load_state_dict(state["weights"])
+
+    def __call__(self, batch: dict, step: int, total_steps: int) -> LossOutput:
+        m, c = self.model, self.cfg
+        hr, lr = batch["hr"], batch["lr"]
+        zero = hr.sum() * 0.0
+        # Eq. 27 warm-up curriculum: X_t = a_t X + (1 - a_t) X~, a_t = min(1, t / T_warm).
+        if c.t_warm > 0 and step < c.t_warm:
+            a = step / c.t_warm
+            hr = a * hr + (1 - a) * smoothed(hr, c.warm_sigma)
+        terms: dict[str, torch.Tensor] = {}
+        blocks = {"phi": zero, "theta": zero, "psi": zero, "disc": zero}
+
+        if m.cfg.plain:
+            sr = m.restore(lr, None, None, lr.new_zeros(lr.shape[0], m.cfg.sct_dim))
+            terms["rec"] = reconstruction_loss(sr, hr, c.grad_gamma, self.rec_norm)
+            blocks["theta"] = c.w_rec * terms["rec"]
+            return LossOutput(terms, blocks, {})
+
+        w = self.weights
+        # Context C (theta: SCT) from the LR, as at inference; HR context is the stop-gradient target.
+        tokens, pooled = m.context(lr)
+        ctx = pooled.detach()
+        # Restoration with the inference posterior q(Z|Y): the restorer never sees X-derived Z.
+        with torch.no_grad():
+            z_inf = m.posterior(lr, None).rsample()
+        sr = m.restore(lr, z_inf, tokens, pooled)
+
+        # phi: posterior with X (randomly hidden), KL to the structured prior, entropy, structure, named factors.
+        q = m.posterior(lr, hr)
+        z = q.rsample()
+        kl = m.prior.kl(q, ctx, n_samples=1).mean()
+        entropy = q.entropy().mean()
+        # Anti-collapse sign: entropy is rewarded (subtracted), see the mapping.
+        terms["causal"] = kl - c.entropy_weight * entropy
+        terms["struct"] = structure_penalty(q.covariance_matrix)
+        terms["aux"] = named_factor_nll(q, batch["factors"])
+        # Degradation consistency: -log p(Y | X, Z) per pixel (theta: mechanism) with Z detached.
+        nll = -m.mechanism.log_likelihood(lr, hr, z.detach(), per_pixel=True).mean()
+        mean_lr = m.mechanism(hr, z.detach())
+        consistency = nll + c.grad_gamma * sum((a - b).abs().mean() for a, b in zip(image_gradients(mean_lr), image_gradients(lr)))
+        terms["rec"] = reconstruction_loss(sr, hr, c.grad_gamma, self.rec_norm) + 0.01 * consistency
+
+        blocks["phi"] = w["causal"] * terms["causal"] + w["struct"] * terms["struct"] + c.w_aux * terms["aux"]
+        theta = c.w_rec * terms["rec"]
+        psi = zero
+
+        # L_sem second term (theta: SCT): ||f_c(E(X)) - C||_1 with the HR context as a fixed target.
+        if m.use_sct:
+            with torch.no_grad():
+                _, pooled_hr = m.context(hr)
+            sem_ctx = (pooled - pooled_hr).abs().mean()
+        else:
+            sem_ctx = zero
+
+        # Algorithm 1 counterfactuals and the terms that need them.
+        run_cf = m.use_cf and step % max(c.cf_every, 1) == 0
+        if run_cf:
+            cf = generate_counterfactual(m, hr, lr, ctx, alpha0=c.cf_alpha0, beta=c.cf_beta,
+                                         gamma=c.cf_gamma, delta=c.cf_delta, lam=c.cf_lambda)
+            x_cf = cf.x_cf.detach()
+            y_cf = self._counterfactual_lr(batch, x_cf, z.detach())
+            # phi part of L_cf: ||f(X', Z) - Y_cf||^2 with Z ~ q, mechanism weights frozen.
+            cf_phi = (frozen_call(m.mechanism, x_cf, z) - y_cf).pow(2).mean()
+            # theta part: the mechanism and the restorer both learn from (X', Y_cf).
+            with torch.no_grad():
+                z_cf_inf = m.posterior(y_cf, None).rsample()
+            tokens_cf, pooled_cf = m.context(y_cf)
+            cf_theta = (m.mechanism(x_cf, z.detach()) - y_cf).pow(2).mean() + \
+                reconstruction_loss(m.restore(y_cf, z_cf_inf, tokens_cf, pooled_cf), x_cf, c.grad_gamma, self.rec_norm)
+            terms["cf"] = cf_phi + cf_theta
+            blocks["phi"] = blocks["phi"] + w["cf"] * cf_phi
+            theta = theta + w["cf"] * cf_theta
+            # L_sem first term (psi, through alpha): ||E(X) - E(X')||^2 with E frozen.
+            sem_x = m.semantic_features(hr).detach()
+            sem_cf = (m.semantic_features(cf.x_cf) - sem_x).pow(2).mean() if m.use_sct else zero
+            psi = psi + w["sem"] * sem_cf
+            terms["sem"] = sem_cf + c.sem_beta * sem_ctx
+            # Eq. 16 with momentum keys (Alg. 2 line 20); encoder features are phi's, so detached here.
+            with torch.no_grad():
+                e_x = m.posterior.embed(lr, hr)
+                e_cf = m.posterior.embed(y_cf, x_cf)
+                f_k, g_k = m.f_momentum(e_cf), m.g_momentum(cf.z_cf)
+            terms["con"] = hierarchical_contrastive(m.f_head(e_x), f_k, m.g_head(cf.z), g_k,
+                                                    c.contrast_tau, c.contrast_lambda)
+            theta = theta + w["con"] * terms["con"]
+        else:
+            terms["sem"] = c.sem_beta * sem_ctx
+        theta = theta + w["sem"] * c.sem_beta * sem_ctx
+
+        # Interventions (Eq. 17, 20, 21) and L_int.
+        if m.use_int:
+            types = torch.randint(0, m.cfg.z_dim, (lr.shape[0],), device=lr.device)
+            z_d = z.detach()
+            z_int = m.intervention(z_d, types, ctx=ctx)
+            # theta: L_int = ||f(X, do(Z)) - f(X, Z)||^2 on the degradation mechanism.
+            terms["int"] = (m.mechanism(hr, z_int.detach()) - mean_lr.detach()).pow(2).mean()
+            theta = theta + w["int"] * terms["int"]
+            # psi: Eq. 20 generator side, discriminator and mechanism frozen.
+            logits_int = frozen_call(m.discriminator, z_int)
+            gen_loss = F.binary_cross_entropy_with_logits(logits_int, torch.ones_like(logits_int))
+            fit = (lr - frozen_call(m.mechanism, hr, z_int)).pow(2).mean()
+            psi_int = (c.w_adv * gen_loss + c.int_lambda1 * fit + c.int_lambda2 * m.intervention.omega(z_d, types)
+                       + c.int_lambda3 * m.intervention.strength_penalty())
+            terms["int_psi"] = psi_int
+            psi = psi + w["int"] * psi_int
+            # disc: Eq. 20's max over D on detached latents.
+            d_loss, _ = adversarial_losses(m.discriminator, z_d, z_int.detach())
+            terms["disc"] = d_loss
+            blocks["disc"] = c.w_adv * d_loss
+
+        blocks["theta"], blocks["psi"] = theta, psi
+        w.observe({k: float(v.detach()) for k, v in terms.items() if k in self.TERMS})
+        w.maybe_update(step, total_steps)
+        return LossOutput(terms, blocks, dict(w.current))
+
+    def _counterfactual_lr(self, batch: dict, x_cf: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """Y_cf: the real pipeline on X' with the same parameters and noise seed; the mechanism when unknown."""
+        params = batch.get("params")
+        if params and all(p is not None for p in params):
+            return degrade_batch(x_cf, [DegradationParams.from_dict(p) if isinstance(p, dict) else p for p in params])
+        with torch.no_grad():
+            return self.model.mechanism(x_cf, z).clamp(0, 1)
