@@ -63,11 +63,12 @@ def generate_counterfactual(model, hr: torch.Tensor, lr: torch.Tensor, ctx: torc
     taken w.r.t. X alone, so no parameter gradient accumulates here.
     """
     ctx = ctx.detach()
+    keep = torch.zeros(hr.shape[0], dtype=torch.bool, device=hr.device)  # X is always seen here
     x = hr.detach().requires_grad_(True)
-    q = model.posterior(lr, x, hide=False)
+    q = model.posterior(lr, x, drop_hr=keep)
     z = q.rsample()  # line 6 (drawn first: line 4 needs a value of Z)
     # line 2: g_kl = grad_X KL(q(Z|X,Y) || p(Z))
-    kl = model.prior.kl(q, ctx, n_samples=1).sum()
+    kl = model.prior.kl(q, ctx, n_samples=1, adjacency=model.prior_adjacency()).sum()
     (g_kl,) = torch.autograd.grad(kl, x)
     # line 4: g_rec = grad_X log p(Y | X, Z)
     loglik = model.mechanism.log_likelihood(lr, x, z.detach(), per_pixel=True).sum()
@@ -82,12 +83,12 @@ def generate_counterfactual(model, hr: torch.Tensor, lr: torch.Tensor, ctx: torc
     # line 14: Z' = mean of q(Z | X', Y); lines 15-16: if ||Z' - Z|| > delta, step X' back towards Z
     z_target = z.detach()
     x_probe = x_cf.detach().requires_grad_(True)
-    z_prime = model.posterior(lr, x_probe, hide=False).mean
+    z_prime = model.posterior(lr, x_probe, drop_hr=keep).mean
     dist = (z_prime - z_target).pow(2).sum(dim=1)
     (g_cons,) = torch.autograd.grad(dist.sum(), x_probe)
     corrected = dist.sqrt() > delta
     step = lam * _rms_normalise(g_cons) * corrected.view(-1, 1, 1, 1).to(x_cf.dtype)
     x_cf = (x_cf - step).clamp(0.0, 1.0)
     with torch.no_grad():
-        z_cf = model.posterior(lr, x_cf.detach(), hide=False).mean
+        z_cf = model.posterior(lr, x_cf.detach(), drop_hr=keep).mean
     return Counterfactual(x_cf=x_cf, z=z_target, z_cf=z_cf, alpha=alpha, h=h, corrected=corrected)

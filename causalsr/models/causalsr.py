@@ -179,12 +179,17 @@ class CausalSR(nn.Module):
         z, tokens, pooled = self.condition(lr)
         return self.restore(lr, z, tokens, pooled)
 
+    def prior_adjacency(self) -> torch.Tensor | None:
+        """None (sample graphs from the ER mixture) or, without the structured prior, the empty graph."""
+        if self.structured:
+            return None
+        return torch.zeros(self.cfg.z_dim, self.cfg.z_dim, device=self.prior.pi_logits.device)
+
     def do(self, z: torch.Tensor, ctx_pooled: torch.Tensor, interventions: dict[int, float]) -> torch.Tensor:
         """do(Z_i = v): the structured prior's do-operator (cut parents, fix, recompute descendants)."""
         if self.cfg.plain:
             raise ValueError("the plain model has no latent factors to intervene on")
-        adjacency = None if self.structured else torch.zeros(self.cfg.z_dim, self.cfg.z_dim, device=z.device)
-        return self.prior.do(z, ctx_pooled, interventions, adjacency=adjacency)
+        return self.prior.do(z, ctx_pooled, interventions, adjacency=self.prior_adjacency())
 
 
 # ---------------------------------------------------------------- checkpoints

@@ -186,7 +186,7 @@ class Objective:
         # phi: posterior with X (randomly hidden), KL to the structured prior, entropy, structure, named factors.
         q = m.posterior(lr, hr)
         z = q.rsample()
-        kl = m.prior.kl(q, ctx, n_samples=1).mean()
+        kl = m.prior.kl(q, ctx, n_samples=1, adjacency=m.prior_adjacency()).mean()
         entropy = q.entropy().mean()
         # Anti-collapse sign: entropy is rewarded (subtracted), see the mapping.
         terms["causal"] = kl - c.entropy_weight * entropy
@@ -235,8 +235,9 @@ class Objective:
             terms["sem"] = sem_cf + c.sem_beta * sem_ctx
             # Eq. 16 with momentum keys (Alg. 2 line 20); encoder features are phi's, so detached here.
             with torch.no_grad():
-                e_x = m.posterior.embed(lr, hr)
-                e_cf = m.posterior.embed(y_cf, x_cf)
+                keep = torch.zeros(lr.shape[0], dtype=torch.bool, device=lr.device)
+                e_x = m.posterior.embed(lr, hr, drop_hr=keep)
+                e_cf = m.posterior.embed(y_cf, x_cf, drop_hr=keep)
                 f_k, g_k = m.f_momentum(e_cf), m.g_momentum(cf.z_cf)
             terms["con"] = hierarchical_contrastive(m.f_head(e_x), f_k, m.g_head(cf.z), g_k,
                                                     c.contrast_tau, c.contrast_lambda)

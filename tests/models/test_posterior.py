@@ -1,0 +1,111 @@
+import pytest
+import torch
+
+from causalsr.models.posterior import DegradationPosterior
+
+
+@pytest.fixture
+def post():
+    torch.manual_seed(0)
+    return DegradationPosterior(scale=2, z_dim=5, n_feats=8, p_unknown=0.5)
+
+
+def test_covariance_is_full_and_positive_definite(post):
+    lr, hr = torch.rand(3, 3, 12, 12), torch.rand(3, 3, 24, 24)
+    q = post(lr, hr)
+    assert q.loc.shape == (3, 5) and q.covariance_matrix.shape == (3, 5, 5)
+    assert torch.all(torch.linalg.eigvalsh(q.covariance_matrix) > 0)
+    assert torch.all(torch.diagonal(q.scale_tril, dim1=-2, dim2=-1) >= post.diag_floor)
+    assert torch.equal(q.scale_tril, torch.tril(q.scale_tril))
+
+
+def test_off_diagonal_cholesky_entries_learn(post):
+    post.eval()
+    lr = torch.rand(2, 3, 10, 10)
+    rows, cols = torch.tril_indices(5, 5, -1)
+    before = post(lr).scale_tril[:, rows, cols].detach()
+    opt = torch.optim.SGD(post.parameters(), lr=0.1)
+    target = torch.eye(5) + 0.5 * torch.tril(torch.ones(5, 5), -1)
+    loss = (post(lr).scale_tril - target).pow(2).sum()
+    loss.backward()
+    assert post.head[-1].weight.grad[2 * 5:].abs().sum() > 0
+    opt.step()
+    after = post(lr).scale_tril[:, rows, cols].detach()
+    assert torch.all(after != 0) and not torch.allclose(before, after)
+
+
+def test_rsample_is_reparameterised(post):
+    q = post(torch.rand(2, 3, 8, 8))
+    z = q.rsample((4,))
+    loc_grad, tril_grad = torch.autograd.grad(z.pow(2).sum(), [q.loc, q.scale_tril])
+    assert loc_grad.abs().sum() > 0
+    assert torch.tril(tril_grad, -1).abs().sum() > 0
+
+
+def test_inference_mode_odd_sizes(post):
+    post.eval()
+    for h, w in [(7, 9), (13, 5), (1, 1)]:
+        q = post(torch.rand(1, 3, h, w))
+        assert q.loc.shape == (1, 5) and torch.isfinite(q.loc).all()
+    assert post.embed(torch.rand(2, 3, 11, 9)).shape == (2, post.embed_dim)
+
+
+def test_odd_hr_is_cropped_top_left(post):
+    post.eval()
+    lr, hr = torch.rand(1, 3, 7, 9), torch.rand(1, 3, 15, 19)
+    q = post(lr, hr)
+    q_exact = post(lr, hr[..., :14, :18])
+    assert torch.allclose(q.loc, q_exact.loc)
+    with pytest.raises(ValueError):
+        post(lr, hr[..., :10, :10])
+
+
+def test_hr_gradients_when_known(post):
+    post.eval()
+    lr = torch.rand(2, 3, 9, 9)
+    hr = torch.rand(2, 3, 18, 18, requires_grad=True)
+    q = post(lr, hr)
+    (g,) = torch.autograd.grad(q.loc.sum() + q.scale_tril.sum(), hr)
+    assert g.abs().sum(dim=(1, 2, 3)).gt(0).all()
+    # dropping X for one sample cuts only that sample's gradient
+    q = post(lr, hr, drop_hr=torch.tensor([True, False]))
+    (g,) = torch.autograd.grad(q.loc.sum(), hr)
+    assert g[0].abs().sum() == 0 and g[1].abs().sum() > 0
+    assert torch.allclose(q.loc[0], post(lr[:1]).loc[0], atol=1e-6)
+
+
+def test_training_drop_is_random_and_seeded(post):
+    post.train()
+    lr, hr = torch.rand(16, 3, 6, 6), torch.rand(16, 3, 12, 12)
+    a = post(lr, hr, generator=torch.Generator().manual_seed(1)).loc
+    b = post(lr, hr, generator=torch.Generator().manual_seed(1)).loc
+    unknown = post(lr).loc
+    known = post(lr, hr, drop_hr=torch.zeros(16, dtype=torch.bool)).loc
+    assert torch.equal(a, b)
+    dropped = torch.isclose(a, unknown, atol=1e-6).all(1)
+    kept = torch.isclose(a, known, atol=1e-6).all(1)
+    assert bool((dropped | kept).all()) and 0 < int(dropped.sum()) < 16
+
+
+def test_large_lr_uses_aligned_full_resolution_crops():
+    torch.manual_seed(0)
+    post = DegradationPosterior(scale=2, z_dim=4, n_feats=8).eval()
+    lr = torch.rand(1, 3, 300, 130)
+    assert post._crop_offsets(300) == [0, 168] and post._crop_offsets(130) == [0]
+    crops = torch.cat([lr[..., :128, :128], lr[..., 168:296, :128]])
+    expected = post.embed(crops).mean(0, keepdim=True)
+    assert torch.allclose(post.embed(lr), expected, atol=1e-6)
+    hr = torch.rand(1, 3, 600, 260, requires_grad=True)
+    q = post(lr, hr)
+    (g,) = torch.autograd.grad(q.loc.sum(), hr)
+    assert g[..., :256, :256].abs().sum() > 0 and g[..., 256:336, :].abs().sum() == 0
+
+
+def test_batch_of_training_patches_is_cheap():
+    import time
+
+    post = DegradationPosterior(scale=4, z_dim=8, n_feats=32)
+    lr, hr = torch.rand(16, 3, 48, 48), torch.rand(16, 3, 192, 192)
+    t = time.perf_counter()
+    post(lr, hr).rsample().sum().backward()
+    assert time.perf_counter() - t < 2.0
