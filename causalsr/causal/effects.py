@@ -37,7 +37,8 @@ def summarize_effects(
     """Mean of per-sample effects (N, ...) over dim 0 with a 95% CI.
 
     ``ci="normal"``: mean +- 1.96 standard errors. ``ci="bootstrap"``: percentile
-    interval of ``n_boot`` resampled means (seed it with ``generator``).
+    interval of ``n_boot`` resampled means (seed it with ``generator``); it
+    holds n_boot x N outcomes in memory, so use it for scalar metrics.
     """
     n = effects.shape[0]
     if n < 2:

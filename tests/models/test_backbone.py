@@ -50,6 +50,7 @@ def test_conditioning_starts_as_identity_and_learns(name):
     a.square().mean().backward()
     heads = [m for m in model.modules() if isinstance(m, LevelConditioning)]
     assert heads and all(m.film.weight.grad.abs().sum() > 0 and m.ctx.weight.grad.abs().sum() > 0 for m in heads)
+    assert all(m.film.keep_init and m.ctx.keep_init for m in heads)  # survive CausalSR's Xavier init
     perturb_conditioning(model)
     with torch.no_grad():
         c1, c2 = torch.randn(2, 1, COND)

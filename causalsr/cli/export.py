@@ -1,0 +1,49 @@
+"""`causalsr export`: the LR -> SR pipeline as ONNX, or a clean safetensors inference checkpoint."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from causalsr.cli.upscale import add_model_arguments
+from causalsr.inference.api import load_for_scale
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("output", metavar="OUT", help="output file: OUT.onnx, or the checkpoint stem for safetensors")
+    p.add_argument("--format", choices=("onnx", "safetensors"), default="onnx",
+                   help="onnx: the whole pipeline with dynamic height/width and a Z-override input; "
+                        "safetensors: re-export the checkpoint (OUT.safetensors + OUT.json)")
+    add_model_arguments(p)
+    p.add_argument("--opset", type=int, default=18, help="ONNX opset (>= 18; default 18)")
+
+
+def run(args: argparse.Namespace) -> int:
+    def fail(msg: str) -> int:
+        print(f"causalsr export: error: {msg}", file=sys.stderr)
+        return 2
+
+    try:
+        up = load_for_scale(args.model, args.scale)
+    except (FileNotFoundError, ValueError) as e:
+        return fail(str(e))
+    out = Path(args.output)
+    if not out.parent.is_dir():
+        return fail(f"output folder {out.parent} does not exist")
+    try:
+        if args.format == "onnx":
+            from causalsr.inference.export import export_onnx
+
+            written = [export_onnx(up.model, out, opset=args.opset)]
+        else:
+            from causalsr.models.causalsr import save_pretrained
+
+            meta = {k: v for k, v in up.meta.items() if k not in ("format", "arch", "scale", "model_config")}
+            written = list(save_pretrained(up.model, out, meta))
+    except ImportError as e:
+        return fail(f"{e}; install it with: pip install 'causalsr[export]'")
+    except (OSError, ValueError) as e:
+        return fail(str(e).splitlines()[0])
+    for f in written:
+        print(f)
+    return 0

@@ -1,0 +1,194 @@
+"""`causalsr upscale`: super-resolve files, folders and globs, robustly, in bounded memory.
+
+Every bad input is reported on one line and the batch goes on; the exit status
+is 1 when anything failed, 2 for setup errors (model, options, output folder).
+Outputs are written atomically and never replace an input file.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from causalsr.inference.api import PRECISIONS
+
+FORMATS = ("png", "jpg", "webp")
+OUTPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")  # an -o with one of these names a single output file
+
+
+def tile_arg(text: str) -> int | str | None:
+    """--tile: "auto", a positive int, or 0 for no tiling."""
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a number of LR pixels, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"tile must be positive (0 = no tiling), got {value}")
+    return value or None
+
+
+def parse_do(items: list[str]) -> dict[str, float]:
+    """["noise=0", "jpeg=100"] -> {"noise": 0.0, "jpeg": 100.0}, validated (one-line ValueError)."""
+    from causalsr.inference.api import normalise_do
+
+    do: dict[str, float] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            if not sep:
+                raise ValueError
+            do[name.strip()] = float(value)
+        except ValueError:
+            raise ValueError(f"--do expects factor=value (e.g. noise=0), got {item!r}") from None
+    normalise_do(do)
+    return do
+
+
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
+    """--scale and --model, shared by the commands that run one model."""
+    p.add_argument("--scale", type=int, choices=(2, 3, 4),
+                   help="SR factor: picks the bundled model (default 4) or checks a --model checkpoint")
+    p.add_argument("--model", metavar="NAME|PATH", help="bundled model (x2, x3, x4) or checkpoint path")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
+    p.add_argument("-o", "--output", required=True, metavar="OUT",
+                   help="output folder (created if needed), or an output file for a single input")
+    add_model_arguments(p)
+    p.add_argument("--tile", type=tile_arg, default="auto", metavar="N|auto",
+                   help="LR tile side in pixels; auto sizes tiles from free memory; 0 = never tile (default auto)")
+    p.add_argument("--tile-overlap", type=int, default=16, metavar="N", help="tile overlap in LR pixels (default 16)")
+    p.add_argument("--tta", action="store_true", help="x8 self-ensemble (flips and rotations; 8x slower)")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                   help="bf16 uses autocast where a probe shows it is safe, else falls back to fp32")
+    p.add_argument("--do", action="extend", nargs="+", default=[], metavar="FACTOR=VALUE",
+                   help="restore as if the degradation factor had this value, e.g. --do noise=0 jpeg=100 "
+                        "(factors: blur sigma 0-4 px, noise sigma 0-50, jpeg quality 10-100)")
+    p.add_argument("--format", choices=FORMATS, default="png", help="output format (default png)")
+    p.add_argument("--suffix", help="appended to output names (default _x<scale>)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs (never an input)")
+    p.add_argument("--recursive", action="store_true", help="descend into sub-folders of folder inputs; ** in globs")
+
+
+@dataclass
+class Job:
+    """One input file and where its output goes (or why it cannot be processed)."""
+
+    src: Path
+    dst: Path | None = None
+    error: str | None = None
+
+
+def expand_inputs(inputs: list[str], recursive: bool) -> list[tuple[Path, Path, str | None]]:
+    """(file, relative output folder, error) for every INPUT: files as given, image files of folders, glob matches."""
+    from causalsr.data.imageio import is_image_path
+
+    found: list[tuple[Path, Path, str | None]] = []
+    for text in inputs:
+        path = Path(text)
+        if path.is_dir():
+            files = path.rglob("*") if recursive else path.iterdir()
+            found += [(f, f.parent.relative_to(path), None) for f in sorted(files) if f.is_file() and is_image_path(f)]
+        elif path.exists():
+            found.append((path, Path(), None))
+        else:
+            matches = sorted(glob.glob(text, recursive=recursive))
+            files = [Path(m) for m in matches if Path(m).is_file() and is_image_path(m)]
+            if not files:
+                found.append((path, Path(), "no such file or folder, and no glob match"))
+            found += [(f, Path(), None) for f in files]
+    return found
+
+
+def plan(inputs: list[str], output: Path, recursive: bool, suffix: str, ext: str) -> list[Job]:
+    """Decide every output path; an output that is an input, or that two inputs share, becomes an error."""
+    expanded = expand_inputs(inputs, recursive)
+    single_file = output.suffix.lower() in OUTPUT_SUFFIXES
+    sources = {p.resolve() for p, _, err in expanded if err is None}
+    jobs, taken = [], {}
+    for src, rel, err in expanded:
+        job = Job(src, error=err)
+        if err is None:
+            job.dst = output if single_file else output / rel / f"{src.stem}{suffix}.{ext}"
+            key = job.dst.resolve()
+            if key in sources:
+                job.error = f"output {job.dst} would replace an input file; choose another --suffix or -o"
+            elif key in taken:
+                job.error = f"output {job.dst} is also the output of {taken[key]}; choose another -o"
+            taken.setdefault(key, src)
+        jobs.append(job)
+    return jobs
+
+
+def _out_folder_error(folder: Path) -> str | None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        return f"cannot create output folder {folder}: {e.strerror or e}"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"output folder {folder} is not writable"
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from causalsr.data.imageio import ImageReadError, read_image, write_image
+    from causalsr.inference.api import load_for_scale
+
+    def fail(msg: str) -> int:
+        print(f"causalsr upscale: error: {msg}", file=sys.stderr)
+        return 2
+
+    try:
+        do = parse_do(args.do)
+    except ValueError as e:
+        return fail(str(e))
+    if args.tile_overlap < 0 or (isinstance(args.tile, int) and 2 * args.tile_overlap > args.tile):
+        return fail(f"--tile-overlap must be between 0 and half the tile size, got {args.tile_overlap}")
+    output = Path(args.output)
+    try:
+        up = load_for_scale(args.model, args.scale, precision=args.precision)
+    except (FileNotFoundError, ValueError) as e:
+        return fail(str(e))
+    jobs = plan(args.inputs, output, args.recursive, args.suffix if args.suffix is not None else f"_x{up.scale}",
+                args.format)
+    single_file = output.suffix.lower() in OUTPUT_SUFFIXES
+    if single_file and len(jobs) > 1:
+        return fail(f"-o {output} names a file but there are {len(jobs)} inputs; give a folder")
+    folder_error = _out_folder_error(output.parent if single_file else output)
+    if folder_error:
+        return fail(folder_error)
+    written = skipped = failed = 0
+    bar = tqdm(jobs, unit="img", disable=None, file=sys.stderr, desc="upscale")
+    for job in bar:
+        if job.error is None and job.dst.exists() and not args.overwrite:
+            tqdm.write(f"skip {job.src}: {job.dst} exists (use --overwrite)", file=sys.stderr)
+            skipped += 1
+            continue
+        if job.error is None:
+            job.error = _out_folder_error(job.dst.parent)
+        if job.error is None:
+            try:
+                img = read_image(job.src)
+                out = up.upscale(img, tile=args.tile, tile_overlap=args.tile_overlap, tta=args.tta, do=do)
+                write_image(job.dst, out.rgb[..., 0] if out.grey else out.rgb, out.alpha, bit_depth=out.bit_depth)
+                written += 1
+                continue
+            except ImageReadError as e:
+                job.error = str(e)
+            except (OSError, ValueError, MemoryError) as e:
+                job.error = f"{job.src}: {type(e).__name__}: {' '.join(str(e).split())}"
+        failed += 1
+        msg = job.error if job.error.startswith(str(job.src)) else f"{job.src}: {job.error}"
+        tqdm.write(f"causalsr upscale: error: {msg}", file=sys.stderr)
+    bar.close()
+    summary = f"causalsr upscale: {written} written, {skipped} skipped, {failed} failed"
+    print(summary, file=sys.stderr)
+    return 1 if failed else 0

@@ -1,0 +1,172 @@
+"""Algorithm 2 loop end to end: smoke preset, loss falls, exact resume after a crash, non-finite guard."""
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from causalsr.cli.main import main
+from causalsr.config import load_config
+from causalsr.training import checkpoint as ckpt
+from causalsr.training.config import TrainConfig
+from causalsr.training.trainer import GlobalBatchSampler, Trainer, TrainingError
+
+REPO = Path(__file__).resolve().parents[2]
+SMOKE = str(REPO / "configs" / "smoke.yaml")
+
+
+def write_images(folder: Path, n: int, size: int, seed: int = 0) -> Path:
+    """Smooth random RGB images (low-frequency content an SR model can learn)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        small = rng.uniform(0, 255, (size // 8, size // 8, 3)).astype(np.uint8)
+        Image.fromarray(small).resize((size, size), Image.BICUBIC).save(folder / f"img{i}.png")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    return write_images(root / "train", 6, 48), write_images(root / "val", 1, 64, seed=1)
+
+
+def overrides(data, out: Path, **extra) -> list[str]:
+    train, val = data
+    base = {"data.train_roots": f"[{train}]", "data.repeat": 2, "data.num_workers": 0,
+            "data.sampler.p_clean": 1.0, "data.sampler.p_preset": 0.0,
+            "run.val_dataset": str(val), "run.out_dir": str(out), "run.log_every": 1}
+    base.update(extra)
+    return [f"{k}={v}" for k, v in base.items()]
+
+
+def read_log(out: Path) -> list[dict]:
+    with open(out / "train_log.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_batch_sampler_shards_the_same_global_batch():
+    one = iter(GlobalBatchSampler(10, 4, 0, 1, seed=3))
+    two = [iter(GlobalBatchSampler(10, 4, r, 2, seed=3)) for r in range(2)]
+    for _ in range(5):  # crosses epochs (2 batches per epoch)
+        assert next(one) == next(two[0]) + next(two[1])
+    resumed = iter(GlobalBatchSampler(10, 4, 0, 1, seed=3, start=3))
+    fresh = iter(GlobalBatchSampler(10, 4, 0, 1, seed=3))
+    for _ in range(3):
+        next(fresh)
+    assert next(resumed) == next(fresh)
+
+
+def test_smoke_preset_runs_and_restoration_loss_falls(data, tmp_path):
+    out = tmp_path / "run"
+    args = overrides(data, out, **{"run.total_steps": 30, "optim.lr_theta": 2e-3})
+    assert main(["train", "--config", SMOKE, "--out", str(out)] + sum((["--set", a] for a in args), [])) == 0
+    rec = [float(r["loss_rec"]) for r in read_log(out)]
+    assert len(rec) == 30
+    assert np.mean(rec[-5:]) < 0.8 * np.mean(rec[:5])
+    with open(out / "val_log.csv", newline="") as f:
+        val = list(csv.DictReader(f))
+    assert val and math.isfinite(float(val[-1]["psnr_y"]))
+    assert (out / "export" / "causalsr_x4.safetensors").is_file()
+    from causalsr.models.causalsr import load_pretrained
+    model, meta = load_pretrained(out / "export" / "causalsr_x4")
+    assert meta["training"]["steps"] == 30 and meta["training"]["preset"] == "smoke"
+    # A second fresh run into the same folder is refused rather than mixing runs.
+    assert main(["train", "--config", SMOKE, "--out", str(out)]) == 1
+
+
+class CrashAt:
+    """Objective wrapper that raises at a given iteration (a deterministic stand-in for a kill)."""
+
+    def __init__(self, objective, step):
+        self.objective, self.step = objective, step
+
+    def __call__(self, batch, step, total):
+        if step == self.step:
+            raise KeyboardInterrupt("simulated crash")
+        return self.objective(batch, step, total)
+
+    def state_dict(self):
+        return self.objective.state_dict()
+
+    def load_state_dict(self, state):
+        self.objective.load_state_dict(state)
+
+
+def test_crash_and_resume_auto_matches_uninterrupted_run(data, tmp_path):
+    extra = {"run.total_steps": 10, "run.ckpt_every": 4, "run.keep_ckpts": 2, "loss.t_update": 3}
+    out_a, out_b = tmp_path / "a", tmp_path / "b"
+    cfg_a = load_config(TrainConfig, SMOKE, overrides(data, out_a, **extra))
+    Trainer(cfg_a, preset="smoke").fit()
+
+    cfg_b = load_config(TrainConfig, SMOKE, overrides(data, out_b, **extra))
+    crashing = Trainer(cfg_b, preset="smoke")
+    crashing.objective = CrashAt(crashing.objective, 6)  # iteration 7: after the step-4 checkpoint
+    with pytest.raises(KeyboardInterrupt):
+        crashing.fit()
+    assert ckpt.find_latest_valid(out_b).name == "step_00000004"
+    args = sum((["--set", a] for a in overrides(data, out_b, **extra)), [])
+    assert main(["train", "--config", SMOKE, "--resume", "auto"] + args) == 0
+
+    rows_a, rows_b = read_log(out_a), read_log(out_b)
+    assert [r["step"] for r in rows_b] == [str(s) for s in range(1, 11)]
+    for ra, rb in zip(rows_a, rows_b):
+        for k in ra:
+            if k.startswith(("loss_", "w_", "lr_")):
+                assert ra[k] == rb[k], (ra["step"], k)
+    wa, _ = ckpt.read_checkpoint(ckpt.find_latest_valid(out_a))
+    wb, _ = ckpt.read_checkpoint(ckpt.find_latest_valid(out_b))
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), k
+
+
+class NaNAt:
+    """Objective wrapper whose losses become NaN at the given iterations."""
+
+    def __init__(self, objective, steps):
+        self.objective, self.steps = objective, set(steps)
+
+    def __call__(self, batch, step, total):
+        out = self.objective(batch, step, total)
+        if step in self.steps or "all" in self.steps:
+            out.block_losses["theta"] = out.block_losses["theta"] * float("nan")
+        return out
+
+    def state_dict(self):
+        return self.objective.state_dict()
+
+    def load_state_dict(self, state):
+        self.objective.load_state_dict(state)
+
+
+def test_non_finite_step_is_skipped_and_counted(data, tmp_path):
+    extra = {"run.total_steps": 4, "run.val_dataset": "null", "model.plain": "true"}
+    cfg = load_config(TrainConfig, SMOKE, overrides(data, tmp_path / "nan", **extra))
+    trainer = Trainer(cfg)
+    trainer.objective = NaNAt(trainer.objective, {2})
+    seen = {}
+    original = trainer.train_step
+
+    def spy(batch):
+        before = [p.detach().clone() for p in trainer.params]
+        result = original(batch)
+        seen[trainer.step] = all(torch.equal(a, b) for a, b in zip(before, trainer.params))
+        return result
+
+    trainer.train_step = spy
+    summary = trainer.fit()
+    assert summary["skipped"] == 1 and summary["step"] == 4
+    assert seen == {1: False, 2: False, 3: True, 4: False}  # iteration t=2 is step 3
+    assert all(torch.isfinite(p).all() for p in trainer.params)
+
+
+def test_too_many_bad_steps_stop_with_a_clear_message(data, tmp_path):
+    extra = {"run.total_steps": 10, "run.max_bad_steps": 3, "run.val_dataset": "null", "model.plain": "true"}
+    cfg = load_config(TrainConfig, SMOKE, overrides(data, tmp_path / "bad", **extra))
+    trainer = Trainer(cfg)
+    trainer.objective = NaNAt(trainer.objective, {"all"})
+    with pytest.raises(TrainingError, match="3 consecutive steps with non-finite"):
+        trainer.fit()
