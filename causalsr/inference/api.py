@@ -41,6 +41,7 @@ BF16_TOLERANCE = 0.05
 """Largest |bf16 - fp32| accepted on the probe tile before falling back to fp32."""
 
 _LABELS = {"blur": "blur sigma", "noise": "noise sigma", "jpeg": "JPEG quality"}
+_UNITS = {"blur": "HR px", "jpeg": "10-100"}  # display units; "noise" keeps its "0-255"
 _GREY_WEIGHTS = np.array([0.299, 0.587, 0.114], np.float32)  # BT.601 luma (rgb2gray)
 _PIL_GREY16 = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 _FULL_BOX: Box = (0.0, 0.0, 1.0, 1.0)
@@ -486,7 +487,7 @@ class Upscaler:
         std = cov_named.diagonal().sqrt()
         corr = cov_named / torch.outer(std, std)
         factors = {
-            f.name: FactorEstimate(f.name, _LABELS.get(f.name, f.name), f.unit,
+            f.name: FactorEstimate(f.name, _LABELS.get(f.name, f.name), _UNITS.get(f.name, f.unit),
                                    float(min(max(values[i].item(), f.low), f.high)), float(std[i]), f.low, f.high)
             for i, f in enumerate(FACTORS)
         }

@@ -105,7 +105,9 @@ def export_onnx(model: nn.Module, path: str | Path, opset: int = DEFAULT_OPSET, 
     if getattr(model.cfg, "plain", False):
         raise ValueError("the plain ablation has no latent Z; export it with a checkpoint of the full model")
     path = Path(path)
-    pipe = PipelineForExport(model)
+    was_training = model.training
+    # the exporter restores the wrapper's own mode afterwards, so the wrapper must be in eval mode too
+    pipe = PipelineForExport(model).eval()
     z_dim = model.cfg.z_dim
     args = (torch.rand(1, 3, sample_size, sample_size), torch.zeros(1, z_dim), torch.zeros(1))
     dynamic = {"lr": {2: "height", 3: "width"}, "sr": {2: "out_height", 3: "out_width"}}
@@ -119,6 +121,7 @@ def export_onnx(model: nn.Module, path: str | Path, opset: int = DEFAULT_OPSET, 
                               output_names=OUTPUT_NAMES, dynamic_axes=dynamic, do_constant_folding=True)
         finally:
             torch.distributions.Distribution.set_default_validate_args(validate)
+            model.train(was_training)
     return path
 
 

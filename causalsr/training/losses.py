@@ -30,6 +30,7 @@ class LossConfig:
     w_sem: float = 0.01       # lambda_6
     w_aux: float = 0.1        # named-factor alignment (our addition)
     w_adv: float = 0.01       # Eq. 20 adversarial term for psi
+    w_consistency: float = 0.01  # weight of L_rec's degradation-consistency part (f_y) beside the restoration part
     grad_gamma: float = 0.1   # gamma in L_rec's gradient term
     rec_norm: str = "l2"      # "l2" as Eq. 23; "l1" trains faster for PSNR (a listed deviation)
     entropy_weight: float = 1.0
@@ -180,6 +181,7 @@ class Objective:
         tokens, pooled = m.context(lr)
         ctx = pooled.detach()
         # Restoration with the inference posterior q(Z|Y): the restorer never sees X-derived Z.
+        # A sample (not the mean used at inference) makes R robust to posterior uncertainty.
         with torch.no_grad():
             z_inf = m.posterior(lr, None).rsample()
         sr = m.restore(lr, z_inf, tokens, pooled)
@@ -197,7 +199,7 @@ class Objective:
         nll = -m.mechanism.log_likelihood(lr, hr, z.detach(), per_pixel=True).mean()
         mean_lr = m.mechanism(hr, z.detach())
         consistency = nll + c.grad_gamma * sum((a - b).abs().mean() for a, b in zip(image_gradients(mean_lr), image_gradients(lr)))
-        terms["rec"] = reconstruction_loss(sr, hr, c.grad_gamma, self.rec_norm) + 0.01 * consistency
+        terms["rec"] = reconstruction_loss(sr, hr, c.grad_gamma, self.rec_norm) + c.w_consistency * consistency
 
         blocks["phi"] = w["causal"] * terms["causal"] + w["struct"] * terms["struct"] + c.w_aux * terms["aux"]
         theta = c.w_rec * terms["rec"]
@@ -262,7 +264,7 @@ class Objective:
             logits_int = frozen_call(m.discriminator, z_int)
             gen_loss = F.binary_cross_entropy_with_logits(logits_int, torch.ones_like(logits_int))
             fit = (lr - frozen_call(m.mechanism, hr, z_int)).pow(2).mean()
-            psi_int = (c.w_adv * gen_loss + c.int_lambda1 * fit + c.int_lambda2 * m.intervention.omega(z_d, types)
+            psi_int = (c.w_adv * gen_loss + c.int_lambda1 * fit + c.int_lambda2 * m.intervention.omega(z_d, types, ctx=ctx)
                        + c.int_lambda3 * m.intervention.strength_penalty())
             terms["int_psi"] = psi_int
             psi = psi + w["int"] * psi_int

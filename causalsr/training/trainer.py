@@ -402,8 +402,9 @@ class Trainer:
             log = CsvLog(self.out_dir / "train_log.csv", resume_step)
             val_log = CsvLog(self.out_dir / "val_log.csv", resume_step)
             tb = _tensorboard(self.out_dir / "tensorboard")
+        do_val = bool(run.val_dataset)  # the same on every rank: all of them meet at the validation barrier
         val_name, val_images = (None, [])
-        if main and run.val_dataset:
+        if main and do_val:
             val_name, val_images = load_val_set(run.val_dataset, cfg.model.scale, run.val_max_images, self.base)
         loader = self._loader()
         it = iter(loader)
@@ -463,7 +464,7 @@ class Trainer:
                         shown = {k: f"{v:.4g}" for k, v in zip(names, vals) if k in ("rec", "total")}
                         bar.set_postfix(**shown, sps=f"{sps:.1f}", refresh=False)
                     win_sums, win_counts, win_steps, win_start = {}, {}, 0, time.monotonic()
-                if run.val_every > 0 and self.step % run.val_every == 0 and val_images:
+                if do_val and run.val_every > 0 and self.step % run.val_every == 0:
                     self._validate(val_name, val_images, val_log if main else None, bar)
                     last_val_step = self.step
                 if run.ckpt_every > 0 and self.step % run.ckpt_every == 0:
@@ -474,8 +475,8 @@ class Trainer:
             bar.close()
             del it  # stops DataLoader workers
         self.wall_s = wall_at_start + time.monotonic() - started
-        if main and val_images and last_val_step != self.step:
-            self._validate(val_name, val_images, val_log, None)
+        if do_val and last_val_step != self.step:
+            self._validate(val_name, val_images, val_log if main else None, None)
         if last_ckpt != self.step:
             self.save()
         export = None

@@ -34,6 +34,7 @@ def tiny_model(scale: int = 2) -> CausalSR:
 def exported(tmp_path_factory):
     model = tiny_model()
     path = export_onnx(model, tmp_path_factory.mktemp("onnx") / "tiny.onnx")
+    assert not model.training  # the export leaves the model's mode alone
     return model, ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
 

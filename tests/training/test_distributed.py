@@ -38,11 +38,13 @@ def settings(train: Path, out: Path, **extra) -> list[str]:
 def test_torchrun_two_processes_match_one_process(tmp_path):
     """The plain model's objective is deterministic and a per-sample mean, so the match is exact."""
     train = write_images(tmp_path / "train", 6, 48)
+    val = write_images(tmp_path / "val", 1, 64, seed=1)  # rank-0 validation mid-run and at the end
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     runs = {}
     for n in (1, 2):
         out = tmp_path / f"n{n}"
-        sets = sum((["--set", s] for s in settings(train, out, **{"model.plain": "true"})), [])
+        extra = {"model.plain": "true", "run.val_dataset": str(val), "run.val_every": 2, "run.ckpt_every": 3}
+        sets = sum((["--set", s] for s in settings(train, out, **extra)), [])
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}",
                "-m", "causalsr", "train", "--config", SMOKE] + sets
         proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
@@ -86,11 +88,17 @@ def test_full_causal_objective_keeps_ranks_in_sync(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    mp.start_processes(_worker, args=(2, port, str(train), str(tmp_path / "out"), queue), nprocs=2,
-                       start_method="spawn", join=True)
-    results = dict((r, (p, s)) for r, p, s in (queue.get(timeout=10) for _ in range(2)))
+    queue = mp.get_context("spawn").Queue()
+    procs = mp.start_processes(_worker, args=(2, port, str(train), str(tmp_path / "out"), queue), nprocs=2,
+                               start_method="spawn", join=False)
+    results = {}
+    try:
+        for _ in range(2):  # read before joining: a child cannot exit while its queued data is unread
+            rank, params, state = queue.get(timeout=150)
+            results[rank] = (params, state)
+    finally:
+        while not procs.join(timeout=30):
+            pass
     np.testing.assert_array_equal(results[0][0], results[1][0])
     assert results[0][1] == results[1][1]
     assert ckpt.find_latest_valid(tmp_path / "out").name == "step_00000004"

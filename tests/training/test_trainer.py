@@ -170,3 +170,26 @@ def test_too_many_bad_steps_stop_with_a_clear_message(data, tmp_path):
     trainer.objective = NaNAt(trainer.objective, {"all"})
     with pytest.raises(TrainingError, match="3 consecutive steps with non-finite"):
         trainer.fit()
+
+
+def test_time_limit_stops_cleanly_with_checkpoint_and_export(data, tmp_path):
+    out = tmp_path / "timed"
+    extra = {"run.total_steps": 1000, "run.time_limit_minutes": "0.000001", "run.val_dataset": "null",
+             "model.plain": "true"}
+    summary = Trainer(load_config(TrainConfig, SMOKE, overrides(data, out, **extra))).fit()
+    assert summary["reason"].startswith("time limit") and summary["step"] < 1000
+    assert ckpt.find_latest_valid(out) is not None
+    assert (out / "export" / "causalsr_x4.json").is_file()
+
+
+def test_out_of_memory_gives_advice(data, tmp_path):
+    cfg = load_config(TrainConfig, SMOKE, overrides(data, tmp_path / "oom", **{"run.val_dataset": "null",
+                                                                               "model.plain": "true"}))
+    trainer = Trainer(cfg)
+
+    def oom(batch, step, total):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    trainer.objective = oom
+    with pytest.raises(TrainingError, match="out of memory.*lower data.batch_size or data.patch_size"):
+        trainer.fit()

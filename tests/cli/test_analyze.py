@@ -1,0 +1,75 @@
+"""`causalsr analyze`: factor estimates with std from Sigma, JSON, the --explain panel, bad inputs."""
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+from PIL import Image
+
+from causalsr.cli.main import main
+from causalsr.models.causalsr import CausalSR, save_pretrained
+from causalsr.models.config import ModelConfig
+
+BABY = "/work/shared/data/benchmarks/Set5/HR/baby.png"
+
+
+def tiny_model(scale: int = 2) -> CausalSR:
+    torch.manual_seed(0)
+    model = CausalSR(ModelConfig(scale=scale, backbone_args=dict(n_feats=8, n_blocks=2, cond_hidden=8), z_dim=4,
+                                 posterior_feats=8, semantic_args=dict(pretrained=False, input_size=64), sct_dim=16,
+                                 sct_heads=2, prior_hidden=8, mechanism_feats=4, intervention_hidden=8, contrast_dim=8))
+    for name, p in model.restorer.named_parameters():
+        if ".cond." in name:
+            nn.init.normal_(p, std=0.1)
+    return model
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("model") / "tiny"
+    save_pretrained(tiny_model(), path)
+    return str(path)
+
+
+def test_analyze_prints_json_and_explains(tmp_path, model_path, capsys):
+    img = Image.open(BABY).convert("RGB")
+    img.crop((200, 100, 240, 132)).save(tmp_path / "small.png")
+    img.crop((0, 0, 300, 260)).convert("L").save(tmp_path / "large_grey.png")  # larger than the panel crop
+    (tmp_path / "bad.png").write_bytes(b"")
+    files = [tmp_path / n for n in ("small.png", "large_grey.png", "bad.png")]
+    before = [hashlib.sha256(f.read_bytes()).hexdigest() for f in files]
+    code = main(["analyze", *map(str, files), "--model", model_path, "--json", str(tmp_path / "r.json"),
+                 "--explain", str(tmp_path / "explain"), "--samples", "2"])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert err.strip().count("\n") == 0 and "bad.png" in err and "empty file" in err
+    assert "noise sigma" in out and "+-" in out and "(0-255)" in out and "blur sigma" in out and "JPEG quality" in out
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert [r["path"] for r in doc["images"]] == [str(files[0]), str(files[1])]
+    f = doc["images"][0]["factors"]["noise"]
+    assert f["std"] > 0 and 0 <= f["value"] <= 50
+    assert np.allclose(np.diag(doc["images"][0]["correlation"]), 1.0)
+    panel = Image.open(tmp_path / "explain" / "small_explain.png")
+    # 2 rows of 4 cells (input, restoration, 3 interventions, 2 samples), each 80x64 plus a label bar
+    assert panel.size == (4 * 80, 2 * (64 + 16))
+    cells = np.asarray(panel)
+    assert not np.array_equal(cells[16:, 80:160], cells[16:, 160:240])  # do(noise=0) changes the restoration
+    assert Image.open(tmp_path / "explain" / "large_grey_explain.png").size == (4 * 256, 2 * (256 + 16))
+    assert [hashlib.sha256(f.read_bytes()).hexdigest() for f in files] == before
+
+
+def test_analyze_errors(tmp_path, model_path, capsys):
+    Image.open(BABY).convert("RGB").crop((0, 0, 32, 32)).save(tmp_path / "a.png")
+    assert main(["analyze", str(tmp_path / "a.png"), "--model", str(tmp_path / "nope")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "model file not found" in err
+    assert main(["analyze", str(tmp_path / "a.png"), "--model", model_path, "--scale", "3"]) == 2
+    assert "x2 model, not x3" in capsys.readouterr().err
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["analyze", str(tmp_path / "a.png"), "--model", model_path, "--explain", str(blocker / "d")]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1

@@ -1,0 +1,103 @@
+"""`causalsr effects` (ATE/CATE with CIs, table + JSON) and `causalsr profile` (Table V analogue)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn as nn
+from PIL import Image
+
+from causalsr.cli.effects import parse_treatment
+from causalsr.cli.main import main
+from causalsr.cli.profile import markdown_table, span_deploy_counts
+from causalsr.models.causalsr import CausalSR, save_pretrained
+from causalsr.models.config import ModelConfig
+
+BABY = "/work/shared/data/benchmarks/Set5/HR/baby.png"
+
+
+def tiny_model(scale: int = 2) -> CausalSR:
+    torch.manual_seed(0)
+    model = CausalSR(ModelConfig(scale=scale, backbone_args=dict(n_feats=8, n_blocks=2, cond_hidden=8), z_dim=4,
+                                 posterior_feats=8, semantic_args=dict(pretrained=False, input_size=64), sct_dim=16,
+                                 sct_heads=2, prior_hidden=8, mechanism_feats=4, intervention_hidden=8, contrast_dim=8))
+    for name, p in model.restorer.named_parameters():
+        if ".cond." in name:
+            nn.init.normal_(p, std=0.1)
+    return model
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("model") / "tiny"
+    save_pretrained(tiny_model(), path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def hr_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("hr")
+    img = Image.open(BABY).convert("RGB")
+    for i, (x, y) in enumerate([(0, 0), (200, 120), (300, 300), (120, 380)]):
+        img.crop((x, y, x + 48, y + 40)).save(folder / f"im{i}.png")
+    return folder
+
+
+def test_parse_treatment():
+    assert parse_treatment("noise=0:15") == ("noise", 0.0, 15.0)
+    with pytest.raises(ValueError, match="factor=a:b"):
+        parse_treatment("noise=0")
+    with pytest.raises(ValueError, match="range"):
+        parse_treatment("jpeg=0:100")
+
+
+def test_effects_ate_cate_table_and_json(tmp_path, model_path, hr_folder, capsys):
+    code = main(["effects", "--datasets", str(hr_folder), "--scales", "2", "--treatment", "noise=0:15",
+                 "--degradation", "noise", "--by-semantic-cluster", "2", "--samples", "2", "--max-images", "3",
+                 "--model", model_path, "--json", str(tmp_path / "e.json")])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "do(noise=0) vs do(noise=15)" in out and "all (ATE)" in out and "95% CI" in out
+    doc = json.loads((tmp_path / "e.json").read_text())
+    r = doc["results"][0]
+    assert r["n_images"] == 3 and r["n_units"] == 6 and r["scale"] == 2
+    for outcome in ("output", "psnr"):
+        est = r["ate"][outcome]
+        assert est["ci95"][0] <= est["mean"] <= est["ci95"][1] and est["n"] == 6
+    assert r["ate"]["output"]["mean"] > 0  # the intervention changes the restoration
+    assert all(c["output"]["n"] >= 2 for c in r["cate"])
+
+
+def test_effects_errors(model_path, hr_folder, capsys):
+    base = ["effects", "--datasets", str(hr_folder), "--treatment", "noise=0:15", "--model", model_path]
+    assert main([*base, "--scales", "4"]) == 2
+    assert main(["effects", "--datasets", "NoSuchSet", "--treatment", "noise=0:15", "--model", model_path,
+                 "--scales", "2"]) == 2
+    assert main([*base, "--scales", "2", "--degradation", "sepia"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line]
+    assert len(err) == 3 and all(line.startswith("causalsr effects: error:") for line in err)
+
+
+def test_span_counts_match_reference_numbers():
+    params, macs = span_deploy_counts(4, 320 * 180)
+    assert params == 426_288 and round(macs / 1e9, 1) == 24.5
+    params, macs = span_deploy_counts(2, 640 * 360)
+    assert params == 410_700 and round(macs / 1e9, 1) == 94.4
+
+
+def test_profile_side_by_side(tmp_path, model_path, hr_folder, capsys):
+    code = main(["profile", "--methods", "causalsr", "bicubic", "no-such-method", "--model", model_path,
+                 "--scale", "2", "--size", "64x48", "--repeats", "1", "--threads", "1", "--images", str(hr_folder),
+                 "--json", str(tmp_path / "p.json")])
+    out = capsys.readouterr().out
+    assert code == 1  # the unknown method is reported as unavailable
+    assert out.startswith("| method | params | GMACs") and "| causalsr |" in out and "unavailable" in out
+    rows = {r["method"]: r for r in json.loads((tmp_path / "p.json").read_text())["rows"]}
+    c = rows["causalsr"]
+    assert c["params"] > 0 and c["gmacs"] > 0 and c["out_mps"] > 0 and c["train_mem_mb"] >= 0
+    assert set(c["runtime_ms"]) == {"2"}  # a checkpoint runs at its own scale only
+    assert rows["bicubic"]["gmacs"] is None and set(rows["bicubic"]["runtime_ms"]) == {"2", "3", "4"}
+    table = markdown_table([{"method": "m", "params": 1e6, "gmacs": 2.0, "runtime_ms": {"4": 3.0}}], "1x1", 4, "Set5")
+    assert "| m | 1.000M | 2.00 | n/a | n/a | n/a | n/a | 3.0 | n/a |" in table
+    assert main(["profile", "--size", "big"]) == 2
