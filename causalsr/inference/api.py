@@ -310,12 +310,7 @@ class Upscaler:
     # ------------------------------------------------------------ restoring
     def _restore_tile(self, lr: torch.Tensor, cond: Conditioning, tokens: torch.Tensor | None,
                       box: Box | None) -> torch.Tensor:
-        z = cond.z if cond.z is not None else lr.new_zeros(1, self.model.cfg.z_dim)
-        vec = torch.cat([z, cond.pooled], dim=1).expand(lr.shape[0], -1)
-        tok = None if tokens is None else tokens.expand(lr.shape[0], -1, -1)
-        # The restorer is called directly (not CausalSR.restore) to pass `ctx_box`, so a
-        # tile samples the context map at its own position instead of stretching it.
-        return self.model.restorer(lr, vec, tok, ctx_box=None if box == _FULL_BOX else box)
+        return self.model.restore(lr, cond.z, tokens, cond.pooled, ctx_box=None if box == _FULL_BOX else box)
 
     def _tile_fn(self, cond: Conditioning, tta: bool, bf16: bool) -> Callable[[torch.Tensor, Box], torch.Tensor]:
         token_views = {t: _transform_tokens(cond.tokens, *t) for t in (_TTA if tta else _TTA[:1])}

@@ -161,12 +161,19 @@ class CausalSR(nn.Module):
         return self.posterior(lr, None)
 
     def restore(self, lr: torch.Tensor, z: torch.Tensor | None, ctx_tokens: torch.Tensor | None,
-                ctx_pooled: torch.Tensor) -> torch.Tensor:
-        """X_hat = R(Y, Z, C), conditioned on [Z, pooled C] and the context tokens."""
+                ctx_pooled: torch.Tensor, ctx_box=None) -> torch.Tensor:
+        """X_hat = R(Y, Z, C), conditioned on [Z, pooled C] and the context tokens.
+
+        Conditioning with batch 1 is broadcast over a batch of tiles; `ctx_box`
+        (top, left, bottom, right as fractions) says where a tile lies in the
+        whole image, so it reads the context map at its own position.
+        """
+        b = lr.shape[0]
         if z is None:
-            z = lr.new_zeros(lr.shape[0], self.cfg.z_dim)
-        cond = torch.cat([z, ctx_pooled], dim=1)
-        return self.restorer(lr, cond, ctx_tokens)
+            z = ctx_pooled.new_zeros(ctx_pooled.shape[0], self.cfg.z_dim)
+        cond = torch.cat([z, ctx_pooled], dim=1).expand(b, -1)
+        tokens = None if ctx_tokens is None else ctx_tokens.expand(b, -1, -1)
+        return self.restorer(lr, cond, tokens, ctx_box=ctx_box)
 
     def condition(self, lr: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor]:
         """Per-image conditioning computed once: (posterior mean Z, context tokens, pooled context)."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import platform
 import time
 import warnings
@@ -220,6 +221,14 @@ def validate(model: torch.nn.Module, images: list[ValImage], scale: int, device:
     return {"psnr": float(np.mean(p)), "ssim": float(np.mean(s))}
 
 
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
 def _is_oom(e: BaseException) -> bool:
     return isinstance(e, torch.OutOfMemoryError) or (isinstance(e, RuntimeError) and "out of memory" in str(e))
 
@@ -233,13 +242,10 @@ class Trainer:
         dist: this process's `DistContext` (a 1-process context by default).
         config_base: folder relative data paths fall back to (the preset's repository root).
         preset: preset name recorded in the inference export.
-        model, objective: built from `cfg` when None (tests pass small stand-ins).
-        dataset: built from `cfg.data` when None.
     """
 
     def __init__(self, cfg: TrainConfig, dist: DistContext | None = None, config_base: Path | None = None,
-                 preset: str = "custom", model: torch.nn.Module | None = None, objective=None,
-                 dataset: Dataset | None = None):
+                 preset: str = "custom"):
         self.cfg, self.dist, self.base, self.preset = cfg, dist or DistContext(), config_base, preset
         if cfg.data.scale is not None and cfg.data.scale != cfg.model.scale:
             raise TrainingError(f"data.scale {cfg.data.scale} differs from model.scale {cfg.model.scale}")
@@ -247,23 +253,21 @@ class Trainer:
             torch.use_deterministic_algorithms(True)
         self.device = self.dist.device
         self.out_dir = Path(cfg.run.out_dir)
+        from causalsr.models.causalsr import CausalSR
+        from causalsr.training.losses import Objective
+
         torch.manual_seed(cfg.seed)  # identical initialisation on every rank (then broadcast for safety)
-        if model is None:
-            from causalsr.models.causalsr import CausalSR
-            model = CausalSR(cfg.model)
-        self.model = model.to(self.device)
+        self.model = CausalSR(cfg.model).to(self.device)
         self.dist.broadcast_module(self.model)
-        if objective is None:
-            from causalsr.training.losses import Objective
-            objective = Objective(self.model, cfg.loss)
-        self.objective = objective
+        self._seed_rank(0)
+        self.objective = Objective(self.model, cfg.loss)
         blocks = self.model.parameter_blocks()
         o = cfg.optim
         self.optimizers = {b: CausalAdam(blocks[b], lr=getattr(o, f"lr_{b}"), betas=tuple(o.betas), eps=o.eps,
                                          ratio_clamp=o.ratio_clamp) for b in BLOCKS if blocks.get(b)}
         self.schedulers = {b: make_scheduler(opt, o.halve_every) for b, opt in self.optimizers.items()}
         self.params = [p for b in self.optimizers for p in blocks[b]]
-        self.dataset = dataset if dataset is not None else build_dataset(cfg, self.base)
+        self.dataset = build_dataset(cfg, self.base)
         self.step = 0
         self.skipped = 0
         self.bad_streak = 0
@@ -304,9 +308,13 @@ class Trainer:
         self.skipped, self.bad_streak = int(state["skipped"]), int(state["bad_streak"])
         self.wall_s, self.last_val = float(state["wall_s"]), dict(state["last_val"])
         ckpt.set_rng_state(state["rng"])
-        if self.dist.rank > 0:  # only rank 0's RNG is stored; other ranks get a fresh, distinct stream
-            torch.manual_seed(self.cfg.seed + 7919 * self.step + self.dist.rank)
+        self._seed_rank(self.step)  # only rank 0's RNG is stored; the others start a fresh stream
         self.resumed_from = prefix
+
+    def _seed_rank(self, step: int) -> None:
+        """Ranks > 0 draw their model noise from their own stream; rank 0 keeps the 1-process stream."""
+        if self.dist.rank > 0:
+            torch.manual_seed(self.cfg.seed + 7919 * step + self.dist.rank)
 
     # ---------------------------------------------------------------- loop
     def _loader(self) -> DataLoader:
@@ -510,8 +518,7 @@ class Trainer:
     def export_meta(self, val_name: str | None) -> dict:
         """Training metadata stored beside the exported weights."""
         d = self.cfg.data
-        device = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else \
-            (platform.processor() or platform.machine())
+        device = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else _cpu_name()
         return {
             "training": {
                 "preset": self.preset,
@@ -521,7 +528,7 @@ class Trainer:
                 "val": {"dataset": val_name, **{k: v for k, v in self.last_val.items() if k != "dataset"}}
                 if self.last_val else None,
                 "wall_time_s": round(self.wall_s, 1),
-                "machine": {"device": device, "processes": self.dist.world_size,
+                "machine": {"device": device, "cpu_count": os.cpu_count(), "processes": self.dist.world_size,
                             "torch": torch.__version__, "python": platform.python_version()},
                 "config": to_dict(self.cfg),
             }
