@@ -35,6 +35,14 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "") -> T:
             value = from_dict(hint, value, f"{where}.{name}" if where else name)
         elif typing.get_origin(hint) is tuple and isinstance(value, list):
             value = tuple(value)
+        elif hint in (float, int) and isinstance(value, str):
+            # YAML 1.1 reads "1e-4" as a string; numbers are coerced by the field's type.
+            try:
+                value = hint(value)
+            except ValueError:
+                raise ConfigError(f"{where + '.' if where else ''}{name}: expected {hint.__name__}, got {value!r}") from None
+        elif hint is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
         kwargs[name] = value
     return cls(**kwargs)
 

@@ -1,0 +1,29 @@
+import pytest
+
+from causalsr.config import ConfigError, load_config
+from causalsr.models.config import ModelConfig
+from causalsr.training.config import TrainConfig
+
+
+def test_overrides_coerce_numbers_by_field_type(tmp_path):
+    cfg = load_config(TrainConfig, None, ["optim.lr_theta=1e-4", "model.scale=2", "loss.w_cf=1"])
+    assert cfg.optim.lr_theta == 1e-4 and isinstance(cfg.optim.lr_theta, float)
+    assert cfg.model.scale == 2 and isinstance(cfg.loss.w_cf, float)
+
+
+def test_unknown_keys_and_bad_values_are_clear_errors(tmp_path):
+    with pytest.raises(ConfigError, match="unknown key"):
+        load_config(ModelConfig, None, ["scael=4"])
+    with pytest.raises(ConfigError, match="expected float"):
+        load_config(TrainConfig, None, ["optim.lr_theta=fast"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: [1, 2\n")
+    with pytest.raises(ConfigError, match="invalid YAML"):
+        load_config(TrainConfig, bad)
+
+
+def test_presets_load():
+    from pathlib import Path
+
+    for p in sorted(Path(__file__).resolve().parents[1].joinpath("configs").glob("*.yaml")):
+        load_config(TrainConfig, p)
