@@ -174,7 +174,8 @@ class SCT(nn.Module):
     Eq. 8: S_a = W_a S + b_a, a linear adapter per token (in_dim -> d).
     Eq. 9: 8-head self-attention over the tokens (Q, K, V from S_a, dropout
     0.1) with a residual connection: S_att = S_a + Attn(S_a).
-    Eq. 10: C = f_refine(S_att), two fully-connected layers with ReLU.
+    Eq. 10: C = f_refine(S_att), two fully-connected layers with ReLU, then a
+    LayerNorm (our addition, for a bounded context scale).
 
     No positional encoding: SCT is permutation-equivariant over tokens; the
     restorer reads the token order as the encoder's spatial grid.
@@ -193,9 +194,12 @@ class SCT(nn.Module):
         self.adapter = nn.Linear(in_dim, d)
         self.attn = nn.MultiheadAttention(d, heads, dropout=dropout, batch_first=True)
         self.refine = nn.Sequential(nn.Linear(d, d), nn.ReLU(inplace=True), nn.Linear(d, d))
+        # Not in Eq. 10: without a bounded scale the context (which also drives the prior's roots and
+        # is L_sem's moving target) diverged in training (L_causal ~1e12 by step 350 of cpu-small).
+        self.norm = nn.LayerNorm(d)
 
     def forward(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         s_a = self.adapter(tokens)
         s_att = s_a + self.attn(s_a, s_a, s_a, need_weights=False)[0]
-        c = self.refine(s_att)
+        c = self.norm(self.refine(s_att))
         return c, c.mean(dim=1)
