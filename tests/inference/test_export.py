@@ -6,28 +6,14 @@ import json
 import numpy as np
 import pytest
 import torch
-import torch.nn as nn
 from PIL import Image
 
 from causalsr.cli.main import main
 from causalsr.inference.export import export_onnx
-from causalsr.models.causalsr import CausalSR, load_pretrained, save_pretrained
-from causalsr.models.config import ModelConfig
+from causalsr.models.causalsr import load_pretrained, save_pretrained
+from conftest import BABY, tiny_model
 
 ort = pytest.importorskip("onnxruntime")
-
-BABY = "/work/shared/data/benchmarks/Set5/HR/baby.png"
-
-
-def tiny_model(scale: int = 2) -> CausalSR:
-    torch.manual_seed(0)
-    model = CausalSR(ModelConfig(scale=scale, backbone_args=dict(n_feats=8, n_blocks=2, cond_hidden=8), z_dim=4,
-                                 posterior_feats=8, semantic_args=dict(pretrained=False, input_size=64), sct_dim=16,
-                                 sct_heads=2, prior_hidden=8, mechanism_feats=4, intervention_hidden=8, contrast_dim=8))
-    for name, p in model.restorer.named_parameters():
-        if ".cond." in name:
-            nn.init.normal_(p, std=0.1)
-    return model.eval()
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,8 +10,8 @@ import torch.nn as nn
 from PIL import Image
 
 from causalsr.models.semantic import SCT, SEMANTIC_ENCODERS, build_semantic_encoder
+from conftest import SET5
 
-SET5 = Path("/work/shared/data/benchmarks/Set5/HR")
 MONARCH = 323  # ImageNet-1k class of Set5's butterfly
 
 

@@ -8,23 +8,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.multiprocessing as mp
-from PIL import Image
 
 from causalsr.config import load_config
 from causalsr.training import checkpoint as ckpt
 from causalsr.training.config import TrainConfig
-
-REPO = Path(__file__).resolve().parents[2]
-SMOKE = str(REPO / "configs" / "smoke.yaml")
-
-
-def write_images(folder: Path, n: int, size: int, seed: int = 0) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    for i in range(n):
-        small = rng.uniform(0, 255, (size // 8, size // 8, 3)).astype(np.uint8)
-        Image.fromarray(small).resize((size, size), Image.BICUBIC).save(folder / f"img{i}.png")
-    return folder
+from conftest import REPO, SMOKE, write_images
 
 
 def settings(train: Path, out: Path, **extra) -> list[str]:

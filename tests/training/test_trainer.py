@@ -6,26 +6,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from causalsr.cli.main import main
 from causalsr.config import load_config
 from causalsr.training import checkpoint as ckpt
 from causalsr.training.config import TrainConfig
 from causalsr.training.trainer import GlobalBatchSampler, Trainer, TrainingError
-
-REPO = Path(__file__).resolve().parents[2]
-SMOKE = str(REPO / "configs" / "smoke.yaml")
-
-
-def write_images(folder: Path, n: int, size: int, seed: int = 0) -> Path:
-    """Smooth random RGB images (low-frequency content an SR model can learn)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    for i in range(n):
-        small = rng.uniform(0, 255, (size // 8, size // 8, 3)).astype(np.uint8)
-        Image.fromarray(small).resize((size, size), Image.BICUBIC).save(folder / f"img{i}.png")
-    return folder
+from conftest import SMOKE, write_images
 
 
 @pytest.fixture(scope="module")
@@ -193,3 +180,19 @@ def test_out_of_memory_gives_advice(data, tmp_path):
     trainer.objective = oom
     with pytest.raises(TrainingError, match="out of memory.*lower data.batch_size or data.patch_size"):
         trainer.fit()
+
+
+def test_warm_start_copies_same_shaped_tensors_across_scales(tmp_path):
+    from causalsr.models.causalsr import save_pretrained
+    from causalsr.training.trainer import warm_start
+    from conftest import tiny_model
+
+    x4, x2 = tiny_model(4), tiny_model(2)
+    torch.nn.init.normal_(x4.restorer.head.weight)
+    save_pretrained(x4, tmp_path / "x4")
+    copied, total = warm_start(x2, tmp_path / "x4")
+    assert 0 < copied < total
+    assert torch.equal(x2.restorer.head.weight, x4.restorer.head.weight)
+    assert x2.restorer.upsample[0].weight.shape != x4.restorer.upsample[0].weight.shape
+    with pytest.raises(TrainingError, match="not found"):
+        warm_start(x2, tmp_path / "missing")

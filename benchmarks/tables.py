@@ -1,0 +1,54 @@
+"""Print the docs/benchmarks.md tables from the JSONs of bicubic.sh / peers.sh.
+
+    python3 benchmarks/tables.py [outputs/benchmarks]
+
+Published values: RCAN Table 3 for bicubic, DAT supplementary Table 2 for
+DAT-light (shared/REFERENCE_NUMBERS.md sections 1 and 2). SPAN has none.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+DATASETS = ("Set5", "Set14", "BSD100", "Urban100", "Manga109")
+PUBLISHED = {
+    "bicubic": {
+        2: [(33.66, 0.9299), (30.24, 0.8688), (29.56, 0.8431), (26.88, 0.8403), (30.80, 0.9339)],
+        3: [(30.39, 0.8682), (27.55, 0.7742), (27.21, 0.7385), (24.46, 0.7349), (26.95, 0.8556)],
+        4: [(28.42, 0.8104), (26.00, 0.7027), (25.96, 0.6675), (23.14, 0.6577), (24.89, 0.7866)],
+        8: [(24.40, 0.6580), (23.10, 0.5660), (23.67, 0.5480), (20.74, 0.5160), (21.47, 0.6500)],
+    },
+    "dat-light": {
+        2: [(38.24, 0.9614), (34.01, 0.9214), (32.34, 0.9019), (32.89, 0.9346), (39.49, 0.9788)],
+        3: [(34.76, 0.9299), (30.63, 0.8474), (29.29, 0.8103), (28.89, 0.8666), (34.55, 0.9501)],
+        4: [(32.57, 0.8991), (28.87, 0.7879), (27.74, 0.7428), (26.64, 0.8033), (31.37, 0.9178)],
+    },
+}
+
+
+def row(r: dict) -> str:
+    pub = PUBLISHED.get(r["method"], {}).get(r["scale"])
+    p = pub[DATASETS.index(r["dataset"])] if pub and r["dataset"] in DATASETS else None
+    subset = r["dataset"] == "Manga109" and r["n_images"] < 109
+    name = f"{r['dataset']} ({r['n_images']} of 109)" if subset else r["dataset"]
+    measured = f"{r['psnr']:.3f} / {r['ssim']:.4f}"
+    if p is None:
+        published, diff = "–", "–"
+    else:
+        published = f"{p[0]:.2f} / {p[1]:.4f}"
+        diff = "not comparable" if subset else f"{r['psnr'] - p[0]:+.3f} / {r['ssim'] - p[1]:+.4f}"
+    return f"| {r['method']} | x{r['scale']} | {name} | {r['n_images']} | {measured} | {published} | {diff} |"
+
+
+def main(folder: str = "outputs/benchmarks") -> None:
+    results = [r for f in sorted(Path(folder).glob("*.json")) for r in json.loads(f.read_text())["results"]]
+    order = lambda r: (r["method"], r["scale"], DATASETS.index(r["dataset"]) if r["dataset"] in DATASETS else 99)  # noqa: E731
+    print("| method | scale | dataset | images | measured | published | difference |")
+    print("|---|---|---|---|---|---|---|")
+    for r in sorted(results, key=order):
+        print(row(r))
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
