@@ -10,7 +10,7 @@ from PIL import Image
 
 from causalsr.cli.main import main
 from causalsr.models.causalsr import save_pretrained
-from conftest import BABY, tiny_model
+from helpers import BABY, tiny_model
 
 
 @pytest.fixture(scope="module")

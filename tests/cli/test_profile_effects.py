@@ -10,7 +10,7 @@ from causalsr.cli.effects import parse_treatment
 from causalsr.cli.main import main
 from causalsr.cli.profile import markdown_table, span_deploy_counts
 from causalsr.models.causalsr import save_pretrained
-from conftest import BABY, tiny_model
+from helpers import BABY, tiny_model
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from PIL import Image
 from causalsr.cli.main import main
 from causalsr.data.imageio import encode_png16, read_image
 from causalsr.models.causalsr import save_pretrained
-from conftest import BABY, tiny_model
+from helpers import BABY, tiny_model
 
 
 @pytest.fixture(scope="module")

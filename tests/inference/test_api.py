@@ -15,7 +15,7 @@ from causalsr.factors import FACTORS, scale_factors
 from causalsr.inference import api, bundled
 from causalsr.inference.api import Upscaler, _transform, _transform_box, load, load_for_scale
 from causalsr.models.causalsr import save_pretrained
-from conftest import BABY, tiny_model
+from helpers import BABY, tiny_model
 
 
 @pytest.fixture(scope="module")

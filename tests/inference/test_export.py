@@ -11,7 +11,7 @@ from PIL import Image
 from causalsr.cli.main import main
 from causalsr.inference.export import export_onnx
 from causalsr.models.causalsr import load_pretrained, save_pretrained
-from conftest import BABY, tiny_model
+from helpers import BABY, tiny_model
 
 ort = pytest.importorskip("onnxruntime")
 

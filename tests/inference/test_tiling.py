@@ -9,7 +9,7 @@ from PIL import Image
 
 from causalsr.inference.tiling import auto_tile_size, available_memory, blend_weights, tile_starts, tiled_apply
 from causalsr.metrics.psnr_ssim import psnr
-from conftest import BABY
+from helpers import BABY
 
 
 class LocalSR(nn.Module):

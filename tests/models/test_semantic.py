@@ -10,7 +10,7 @@ import torch.nn as nn
 from PIL import Image
 
 from causalsr.models.semantic import SCT, SEMANTIC_ENCODERS, build_semantic_encoder
-from conftest import SET5
+from helpers import SET5
 
 MONARCH = 323  # ImageNet-1k class of Set5's butterfly
 

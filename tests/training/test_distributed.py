@@ -12,7 +12,7 @@ import torch.multiprocessing as mp
 from causalsr.config import load_config
 from causalsr.training import checkpoint as ckpt
 from causalsr.training.config import TrainConfig
-from conftest import REPO, SMOKE, write_images
+from helpers import REPO, SMOKE, write_images
 
 
 def settings(train: Path, out: Path, **extra) -> list[str]:

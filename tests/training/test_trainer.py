@@ -12,7 +12,7 @@ from causalsr.config import load_config
 from causalsr.training import checkpoint as ckpt
 from causalsr.training.config import TrainConfig
 from causalsr.training.trainer import GlobalBatchSampler, Trainer, TrainingError
-from conftest import SMOKE, write_images
+from helpers import SMOKE, write_images
 
 
 @pytest.fixture(scope="module")
@@ -185,7 +185,7 @@ def test_out_of_memory_gives_advice(data, tmp_path):
 def test_warm_start_copies_same_shaped_tensors_across_scales(tmp_path):
     from causalsr.models.causalsr import save_pretrained
     from causalsr.training.trainer import warm_start
-    from conftest import tiny_model
+    from helpers import tiny_model
 
     x4, x2 = tiny_model(4), tiny_model(2)
     torch.nn.init.normal_(x4.restorer.head.weight)

@@ -1,0 +1,80 @@
+#!/usr/bin/env python3
+"""Copy a training run's inference export into the package as a bundled model, with its model card.
+
+    python3 scripts/bundle_model.py runs/x4/export/causalsr_x4 --eval outputs/benchmarks/causalsr_x4.json
+
+Writes causalsr/weights/causalsr_x<s>.safetensors, .json (config + training
+metadata + the measured metrics) and .md (the model card). The card's numbers
+come only from the export's metadata and the given `causalsr eval` JSON files.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+from causalsr.atomic import atomic_path, atomic_write_text
+from causalsr.inference.bundled import WEIGHTS_DIR
+from causalsr.models.causalsr import load_pretrained
+
+
+def card(info: dict, evals: list[dict], note: str) -> str:
+    t = info.get("training", {})
+    cfg = t.get("config", {})
+    m = info["model_config"]
+    lines = [
+        f"# causalsr x{info['scale']} (bundled)",
+        "",
+        note or "The best model trained so far with the `cpu-small` preset; not a paper-scale release model.",
+        "",
+        "| field | value |",
+        "|---|---|",
+        f"| architecture | CausalSR, `{m['backbone']}` restorer {m.get('backbone_args', {})}, z_dim {m['z_dim']}, "
+        f"semantic encoder `{m['semantic']}` {m.get('semantic_args', {})} (frozen, from its PyPI package) |",
+        f"| preset | `{t.get('preset', '?')}` |",
+        f"| training data | {', '.join(t.get('data', {}).get('train_roots', []))}, HR patch {t.get('data', {}).get('patch_size')}, "
+        f"batch {t.get('data', {}).get('batch_size')}, on-the-fly degradations (sampler {t.get('data', {}).get('sampler', {})}) |",
+        f"| steps | {t.get('steps')} ({t.get('skipped_steps', 0)} non-finite steps skipped) |",
+        f"| compute | {t.get('wall_time_s', 0) / 60:.1f} min wall on {t.get('machine', {})} |",
+        f"| losses | {cfg.get('loss', {}).get('rec_norm')} restoration, all seven terms of Eq. 22 on (see docs/paper-mapping.md) |",
+        f"| validation during training | {t.get('val', {})} |",
+        "",
+        "## Measured (`causalsr eval`, Y channel, scale-pixel border crop)",
+        "",
+        "| dataset | degradation | images | PSNR | SSIM | command |",
+        "|---|---|---|---|---|---|",
+    ]
+    for ev in evals:
+        cmd = ev.get("meta", {}).get("command", "")
+        for r in ev["results"]:
+            lines.append(f"| {r['dataset']} | {r['degradation']} | {r['n_images']} | {r['psnr']:.3f} | {r['ssim']:.4f} | `{cmd}` |")
+    if evals:
+        meta = evals[0].get("meta", {})
+        lines += ["", f"Measured {meta.get('date', '?')} on {meta.get('machine', '?')}, commit {meta.get('commit', '?')}."]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("export", help="export stem, e.g. runs/x4/export/causalsr_x4")
+    ap.add_argument("--eval", nargs="*", default=[], help="causalsr eval JSON files with this model's results")
+    ap.add_argument("--note", default="")
+    args = ap.parse_args()
+    model, info = load_pretrained(args.export)  # validates the export before it is shipped
+    evals = [json.loads(Path(p).read_text()) for p in args.eval]
+    info["metrics"] = [{k: r[k] for k in ("dataset", "scale", "degradation", "n_images", "psnr", "ssim")}
+                       for ev in evals for r in ev["results"]]
+    stem = WEIGHTS_DIR / f"causalsr_x{model.scale}"
+    WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)
+    src = Path(args.export)
+    with atomic_path(stem.with_name(stem.name + ".safetensors")) as tmp:
+        shutil.copyfile(src.with_name(src.name + ".safetensors"), tmp)
+    atomic_write_text(stem.with_name(stem.name + ".json"), json.dumps(info, indent=2, sort_keys=True))
+    atomic_write_text(stem.with_suffix(".md"), card(info, evals, args.note))
+    print(f"bundled {stem}.safetensors / .json / .md")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
