@@ -7,6 +7,7 @@ patch 96, batch 16, L1, lr 5e-4, one thread, and prints Set5 PSNR-Y every
   default  PyTorch's default init | xavier  Alg. 2 line 1's Xavier init
   clean    bicubic-only LR        | (else)  the cpu-small degradation mix
   cadam    Eq. 26 CausalAdam      | (else)  torch.optim.Adam
+  zero     residual branches and upsampler zero-initialised (after the init above)
 
     python3 benchmarks/restorer_probe.py clean-default 300
 """
@@ -45,6 +46,12 @@ def main() -> int:
             if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)) and not getattr(m, "keep_init", False):
                 torch.nn.init.xavier_uniform_(m.weight)
                 torch.nn.init.zeros_(m.bias)
+    if "zero" in variant:  # residual branches and upsampler start at zero: the restorer starts as bicubic
+        for block in net.net.blocks:
+            torch.nn.init.zeros_(block.conv2.weight)
+            torch.nn.init.zeros_(block.conv2.bias)
+        torch.nn.init.zeros_(net.net.upsample[0].weight)
+        torch.nn.init.zeros_(net.net.upsample[0].bias)
     sampler = SamplerConfig(p_clean=1.0, p_preset=0.0) if "clean" in variant else SamplerConfig(p_clean=0.4, p_preset=0.2)
     data = HRPatchDataset(["../shared/data/train/T91", "../shared/data/train/BSD200"], 4, 96, sampler, seed=0)
     loader = torch.utils.data.DataLoader(data, batch_size=16, shuffle=True, num_workers=1, collate_fn=collate,

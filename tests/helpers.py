@@ -28,8 +28,8 @@ def tiny_model(scale: int = 2):
                                  posterior_feats=8, semantic_args=dict(pretrained=False, input_size=64), sct_dim=16,
                                  sct_heads=2, prior_hidden=8, mechanism_feats=4, intervention_hidden=8, contrast_dim=8))
     for name, p in model.restorer.named_parameters():
-        if ".cond." in name:
-            nn.init.normal_(p, std=0.03)
+        if ".cond." in name or ".conv2." in name or name.startswith("upsample."):
+            nn.init.normal_(p, std=0.03)  # the zero-initialised parts too, so Z and C change the output
     return model.eval()
 
 

@@ -80,6 +80,6 @@ def load_method(spec: str) -> Method:
     """A method by registered name, or our model from a checkpoint path."""
     if spec in METHODS:
         return METHODS.get(spec)()
-    if Path(spec).exists():
+    if Path(spec).exists() or Path(spec + ".safetensors").exists():  # a checkpoint file or its stem
         return CausalSRMethod(spec)
     raise KeyError(f"unknown method {spec!r}: not a file and not one of {', '.join(METHODS.names())}")

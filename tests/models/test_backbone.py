@@ -43,6 +43,10 @@ def test_output_shape(name, scale, h, w, n_tokens):
 @pytest.mark.parametrize("name", ["efficient", "tablei"])
 def test_conditioning_starts_as_identity_and_learns(name):
     model = small(name, 2)
+    with torch.no_grad():  # give the zero-initialised branches weights, as after some training
+        for n, p in model.named_parameters():
+            if ".conv2." in n or n.startswith(("upsample.", "output.")):
+                p.normal_(std=0.05)
     lr = torch.rand(1, 3, 8, 8)
     a = model(lr, torch.randn(1, COND), torch.randn(1, 4, CTX))
     b = model(lr, torch.randn(1, COND), None)
@@ -57,10 +61,9 @@ def test_conditioning_starts_as_identity_and_learns(name):
         assert (model(lr, c1, None) - model(lr, c2, None)).abs().max() > 1e-4
 
 
-def test_efficient_global_residual_is_bicubic():
+def test_fresh_efficient_restorer_is_exactly_bicubic():
+    # residual branches and the upsampler start at zero (zero_init), so R starts as the bicubic residual
     model = EfficientRestorer(scale=3, cond_dim=COND, ctx_dim=CTX, n_feats=8, n_blocks=1)
-    torch.nn.init.zeros_(model.upsample[0].weight)
-    torch.nn.init.zeros_(model.upsample[0].bias)
     lr = torch.rand(1, 3, 5, 7)
     torch.testing.assert_close(model(lr, torch.zeros(1, COND)),
                                F.interpolate(lr, scale_factor=3, mode="bicubic", align_corners=False))
