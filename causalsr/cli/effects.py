@@ -95,9 +95,11 @@ def run(args: argparse.Namespace) -> int:
     from causalsr.data.imageio import ImageReadError, read_image
     from causalsr.inference.api import load_for_scale
 
-    def fail(msg: str) -> int:
-        print(f"causalsr effects: error: {msg}", file=sys.stderr)
-        return 2
+    from functools import partial
+
+    from causalsr.cli.main import setup_error
+
+    fail = partial(setup_error, "effects")
 
     try:
         treatment = parse_treatment(args.treatment)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from causalsr.cli.upscale import add_model_arguments
@@ -19,9 +18,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    def fail(msg: str) -> int:
-        print(f"causalsr export: error: {msg}", file=sys.stderr)
-        return 2
+    from functools import partial
+
+    from causalsr.cli.main import setup_error
+
+    fail = partial(setup_error, "export")
 
     try:
         up = load_for_scale(args.model, args.scale)

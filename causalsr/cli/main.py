@@ -23,6 +23,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def setup_error(command: str, msg: str) -> int:
+    """Print a subcommand's one-line setup error (model, options, output folder); exit status 2."""
+    print(f"causalsr {command}: error: {msg}", file=sys.stderr)
+    return 2
+
+
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="causalsr", description="CausalSR super-resolution toolkit")
     parser.add_argument("--version", action="version", version=f"causalsr {__import__('causalsr').__version__}")

@@ -142,9 +142,11 @@ def run(args: argparse.Namespace) -> int:
     from causalsr.data.imageio import ImageReadError, read_image, write_image
     from causalsr.inference.api import load_for_scale
 
-    def fail(msg: str) -> int:
-        print(f"causalsr upscale: error: {msg}", file=sys.stderr)
-        return 2
+    from functools import partial
+
+    from causalsr.cli.main import setup_error
+
+    fail = partial(setup_error, "upscale")
 
     try:
         do = parse_do(args.do)
