@@ -61,7 +61,8 @@ class CausalSR(nn.Module):
         d = cfg.sct_dim
         if causal:
             self.posterior = DegradationPosterior(
-                scale=cfg.scale, z_dim=cfg.z_dim, n_feats=cfg.posterior_feats, p_unknown=cfg.p_unknown
+                scale=cfg.scale, z_dim=cfg.z_dim, n_feats=cfg.posterior_feats, p_unknown=cfg.p_unknown,
+                spectrum=cfg.posterior_spectrum, analysis_crop=cfg.posterior_crop,
             )
             # w/o SP: one component and no edges, i.e. a context-conditioned diagonal Gaussian.
             self.prior = StructuredPrior(

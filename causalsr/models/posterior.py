@@ -6,13 +6,27 @@ given (inference, and at random per training sample), so ``q(Z | Y)`` is the
 inference posterior and ``q(Z | X, Y)`` stays differentiable in X, as
 Algorithm 1 line 2 (d KL / dX) requires.
 
-Large LR images are analysed on a few full-resolution crops rather than on a
+Large LR images are analysed on full-resolution crops rather than on a
 downscaled copy: resampling changes the very factors Z measures (it divides
 the noise sigma and the blur sigma by the resampling factor and smears the
 8x8 JPEG grid), while a crop keeps them exactly. Crops start on multiples of 8
 so JPEG blocks stay aligned, and the pooled features are averaged over crops.
+By default an LR image longer than ``max_side`` gets 2x2 crops of 128 pixels;
+``analysis_crop`` instead analyses up to 8x8 crops of that size, which should be
+the LR training-patch size: pooled features of a 24x24 patch and of a whole
+image differ (border effects), and the head only ever saw the former.
+
+Optionally (``spectrum=True``) the pooled features also receive a block-DCT
+spectrum of Y's luminance: the mean |coefficient| of each of the 64 8x8 DCT
+frequencies on the JPEG-aligned grid and on a grid shifted by 4 pixels. JPEG
+quantisation zeroes high frequencies on the aligned grid only, noise lifts all
+frequencies on both and blur lowers them smoothly, so the three named factors
+become visible to a few linear layers. The strided convs alone never learnt
+JPEG quality (listed deviation in docs/paper-mapping.md, with the measurement).
 """
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +46,37 @@ def _branch(in_ch: int, n_feats: int) -> nn.Sequential:
     )
 
 
+def dct_basis(n: int = 8) -> torch.Tensor:
+    """Orthonormal 2-D DCT-II basis as (n*n, 1, n, n) conv filters."""
+    k = torch.arange(n, dtype=torch.float64)
+    c = torch.cos(math.pi * (2 * k[None, :] + 1) * k[:, None] / (2 * n))  # (freq, pos)
+    c[0] /= math.sqrt(2.0)
+    c *= math.sqrt(2.0 / n)
+    return torch.einsum("ux,vy->uvxy", c, c).reshape(n * n, 1, n, n).float()
+
+
+class BlockSpectrum(nn.Module):
+    """log mean |8x8 DCT coefficient| per frequency, on the aligned and the 4-pixel-shifted grid: (B, 128)."""
+
+    block = 8
+    out_dim = 2 * 64
+    eps = 1e-4
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("basis", dct_basis(self.block), persistent=False)
+        self.register_buffer("luma", torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        y = (img * self.luma).sum(1, keepdim=True)
+        half, need = self.block // 2, self.block + self.block // 2
+        if y.shape[-2] < need or y.shape[-1] < need:  # tiny inputs: replicate up to one shifted block
+            y = F.pad(y, (0, max(0, need - y.shape[-1]), 0, max(0, need - y.shape[-2])), mode="replicate")
+        feats = [F.conv2d(y[..., o:, o:], self.basis, stride=self.block).abs().mean((-2, -1)) for o in (0, half)]
+        # log-magnitudes of 0-1 images lie in about [-9, -1]; centre them near 0 for the MLP.
+        return (torch.log(torch.cat(feats, 1) + self.eps) + 5.0) / 2.0
+
+
 class DegradationPosterior(nn.Module):
     """q_phi(Z | X, Y) = N(mu_phi(X, Y), Sigma_phi(X, Y)), Sigma = L L^T (paper Eq. 2).
 
@@ -41,6 +86,9 @@ class DegradationPosterior(nn.Module):
         n_feats: feature width, also the size of :meth:`embed`'s output.
         p_unknown: training-time probability, per sample, that X's features are
             replaced by the learned "unknown" embedding (so q(Z | Y) is learnt).
+        spectrum: add the :class:`BlockSpectrum` of Y to the pooled features.
+        analysis_crop: crop size (LR pixels, a multiple of 8) for analysing
+            inputs larger than it; 0 keeps the default crops described above.
 
     Cost: three 3x3 convs per branch, two of them strided, a 1x1 + 3x3 fusion and
     a 2-layer MLP; an LR image longer than ``max_side`` is analysed on
@@ -50,12 +98,19 @@ class DegradationPosterior(nn.Module):
     max_side = 256
     crop_size = 128
     crops_per_axis = 2
+    max_analysis_crops_per_axis = 8
     diag_floor = 1e-3
 
-    def __init__(self, scale: int = 4, z_dim: int = 8, n_feats: int = 32, p_unknown: float = 0.5):
+    def __init__(
+        self, scale: int = 4, z_dim: int = 8, n_feats: int = 32, p_unknown: float = 0.5, spectrum: bool = False,
+        analysis_crop: int = 0,
+    ):
         super().__init__()
         if not 0.0 <= p_unknown <= 1.0:
             raise ValueError(f"p_unknown must be in [0, 1], got {p_unknown}")
+        if analysis_crop < 0 or analysis_crop % 8:
+            raise ValueError(f"analysis_crop must be 0 or a positive multiple of 8, got {analysis_crop}")
+        self.analysis_crop = analysis_crop
         self.scale = scale
         self.z_dim = z_dim
         self.n_feats = n_feats
@@ -69,6 +124,14 @@ class DegradationPosterior(nn.Module):
             nn.Conv2d(n_feats, n_feats, 3, padding=1),
             nn.LeakyReLU(0.2, inplace=True),
         )
+        self.spectrum = None
+        if spectrum:
+            self.spectrum = BlockSpectrum()
+            self.spectrum_mlp = nn.Sequential(
+                nn.Linear(BlockSpectrum.out_dim, 2 * n_feats),
+                nn.LeakyReLU(0.2, inplace=True),
+                nn.Linear(2 * n_feats, n_feats),
+            )
         n_tril = z_dim * (z_dim + 1) // 2
         self.head = nn.Sequential(
             nn.Linear(n_feats, 2 * n_feats),
@@ -83,19 +146,25 @@ class DegradationPosterior(nn.Module):
     def embed_dim(self) -> int:
         return self.n_feats
 
-    def _crop_offsets(self, size: int) -> list[int]:
-        if size <= self.crop_size:
+    def _crop_offsets(self, size: int, crop: int, per_axis: int) -> list[int]:
+        """Evenly spread crop starts on multiples of 8 (JPEG-aligned), at most ``per_axis``, ending at the edge."""
+        if size <= crop:
             return [0]
-        last = size - self.crop_size
-        return sorted({int(last * k / (self.crops_per_axis - 1)) // 8 * 8 for k in range(self.crops_per_axis)})
+        n = min(per_axis, math.ceil(size / crop))
+        last = size - crop
+        return sorted({int(last * k / (n - 1)) // 8 * 8 for k in range(n)})
 
     def _crops(self, lr: torch.Tensor, hr: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None, int]:
         """(B,3,h,w) -> (B*n,3,ch,cw) crops (n=1 when the LR is small), HR cropped at `scale` x the offsets."""
         h, w = lr.shape[-2:]
-        if max(h, w) <= self.max_side:
+        if self.analysis_crop:
+            crop, per_axis = self.analysis_crop, self.max_analysis_crops_per_axis
+        else:
+            crop, per_axis = self.crop_size, self.crops_per_axis
+        if max(h, w) <= (crop if self.analysis_crop else self.max_side):
             return lr, hr, 1
-        ys, xs = self._crop_offsets(h), self._crop_offsets(w)
-        ch, cw = min(h, self.crop_size), min(w, self.crop_size)
+        ys, xs = self._crop_offsets(h, crop, per_axis), self._crop_offsets(w, crop, per_axis)
+        ch, cw = min(h, crop), min(w, crop)
         s = self.scale
         lr_c = torch.stack([lr[..., y:y + ch, x:x + cw] for y in ys for x in xs], 1).flatten(0, 1)
         hr_c = None
@@ -144,8 +213,10 @@ class DegradationPosterior(nn.Module):
             drop = drop_hr.to(lr.device).repeat_interleave(n).view(-1, 1, 1, 1)
             feat_hr = self.hr_branch(F.pixel_unshuffle(hr_c, self.scale) - 0.5)
             feat_hr = torch.where(drop, unknown, feat_hr)
-        fused = self.fuse(torch.cat([feat_lr, feat_hr], 1))
-        return fused.mean((-2, -1)).view(b, n, -1).mean(1)
+        pooled = self.fuse(torch.cat([feat_lr, feat_hr], 1)).mean((-2, -1))
+        if self.spectrum is not None:
+            pooled = pooled + self.spectrum_mlp(self.spectrum(lr_c))
+        return pooled.view(b, n, -1).mean(1)
 
     def forward(
         self,

@@ -1,7 +1,11 @@
+import numpy as np
 import pytest
 import torch
 
-from causalsr.models.posterior import DegradationPosterior
+from causalsr.data.degradations import jpeg_roundtrip
+from causalsr.data.imageio import read_image
+from causalsr.models.posterior import BlockSpectrum, DegradationPosterior, dct_basis
+from tests.helpers import BABY
 
 
 @pytest.fixture
@@ -92,7 +96,7 @@ def test_large_lr_uses_aligned_full_resolution_crops():
     torch.manual_seed(0)
     post = DegradationPosterior(scale=2, z_dim=4, n_feats=8).eval()
     lr = torch.rand(1, 3, 300, 130)
-    assert post._crop_offsets(300) == [0, 168] and post._crop_offsets(130) == [0]
+    assert post._crop_offsets(300, 128, 2) == [0, 168] and post._crop_offsets(130, 128, 2) == [0]
     crops = torch.cat([lr[..., :128, :128], lr[..., 168:296, :128]])
     expected = post.embed(crops).mean(0, keepdim=True)
     assert torch.allclose(post.embed(lr), expected, atol=1e-6)
@@ -102,11 +106,49 @@ def test_large_lr_uses_aligned_full_resolution_crops():
     assert g[..., :256, :256].abs().sum() > 0 and g[..., 256:336, :].abs().sum() == 0
 
 
-def test_batch_of_training_patches_is_cheap():
-    import time
+def test_analysis_crop_averages_aligned_training_size_crops():
+    torch.manual_seed(0)
+    post = DegradationPosterior(scale=2, z_dim=4, n_feats=8, analysis_crop=24).eval()
+    assert post._crop_offsets(24, 24, 8) == [0]
+    assert post._crop_offsets(70, 24, 8) == [0, 16, 40]  # 3 crops, starts on multiples of 8, the last near the edge
+    lr = torch.rand(1, 3, 24, 70)
+    expected = post.embed(torch.cat([lr[..., :, x:x + 24] for x in (0, 16, 40)])).mean(0, keepdim=True)
+    assert torch.allclose(post.embed(lr), expected, atol=1e-6)
+    patch = torch.rand(2, 3, 24, 24)  # a training patch is analysed whole, exactly as without analysis_crop
+    plain = DegradationPosterior(scale=2, z_dim=4, n_feats=8).eval()
+    plain.load_state_dict(post.state_dict())
+    assert torch.allclose(post.embed(patch), plain.embed(patch))
+    with pytest.raises(ValueError, match="multiple of 8"):
+        DegradationPosterior(analysis_crop=20)
 
-    post = DegradationPosterior(scale=4, z_dim=8, n_feats=32)
-    lr, hr = torch.rand(16, 3, 48, 48), torch.rand(16, 3, 192, 192)
-    t = time.perf_counter()
-    post(lr, hr).rsample().sum().backward()
-    assert time.perf_counter() - t < 2.0
+
+def test_dct_basis_is_orthonormal():
+    b = dct_basis(8).view(64, 64)
+    assert torch.allclose(b @ b.T, torch.eye(64), atol=1e-5)
+    assert torch.allclose(b[0], torch.full((64,), 1 / 8))  # DC filter = block mean * 8 / 8
+
+
+def test_block_spectrum_sees_the_jpeg_grid_and_noise():
+    """JPEG quantisation removes high frequencies on the aligned 8x8 grid only; noise lifts both grids."""
+    rgb = read_image(BABY).rgb[:256, :256]
+    spec = BlockSpectrum()
+
+    def feats(img):
+        f = spec(torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255)[0]
+        return f[:64].view(8, 8), f[64:].view(8, 8)
+
+    hf = (slice(4, 8), slice(4, 8))
+    aligned, shifted = feats(rgb)
+    assert abs(float(aligned[hf].mean() - shifted[hf].mean())) < 0.1  # no grid in a clean image
+    aligned_j, shifted_j = feats(jpeg_roundtrip(rgb, 30))
+    assert float(shifted_j[hf].mean() - aligned_j[hf].mean()) > 0.5  # blocking: aligned HF far weaker
+    noisy = np.clip(rgb + np.random.default_rng(0).normal(0, 15, rgb.shape), 0, 255).astype(np.uint8)
+    aligned_n, shifted_n = feats(noisy)
+    assert float(aligned_n[hf].mean() - aligned[hf].mean()) > 0.3 and float(shifted_n[hf].mean() - shifted[hf].mean()) > 0.3
+
+
+def test_spectrum_posterior_gets_gradients_in_every_part():
+    torch.manual_seed(0)
+    post = DegradationPosterior(scale=2, z_dim=4, n_feats=8, spectrum=True)
+    post(torch.rand(2, 3, 13, 9), torch.rand(2, 3, 26, 18)).rsample().sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for n, p in post.named_parameters() if n != "unknown")

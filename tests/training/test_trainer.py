@@ -1,6 +1,11 @@
 """Algorithm 2 loop end to end: smoke preset, loss falls, exact resume after a crash, non-finite guard."""
 import csv
 import math
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -108,6 +113,39 @@ def test_crash_and_resume_auto_matches_uninterrupted_run(data, tmp_path):
     wb, _ = ckpt.read_checkpoint(ckpt.find_latest_valid(out_b))
     for k in wa:
         assert torch.equal(wa[k], wb[k]), k
+
+
+def test_kill_9_after_first_checkpoint_then_resume_matches_unkilled_run(data, tmp_path):
+    """A real SIGKILL of `python -m causalsr train`, then `--resume auto`: same steps, losses and weights."""
+    extra = {"run.total_steps": 40, "run.ckpt_every": 4, "run.keep_ckpts": 2, "loss.t_update": 3}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def command(out, *more):
+        args = sum((["--set", a] for a in overrides(data, out, **extra)), [])
+        return [sys.executable, "-m", "causalsr", "train", "--config", SMOKE, *more, *args]
+
+    out_a, out_b = tmp_path / "a", tmp_path / "b"
+    subprocess.run(command(out_a), env=env, check=True, capture_output=True)
+    proc = subprocess.Popen(command(out_b), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while ckpt.find_latest_valid(out_b) is None and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    killed_at = len(read_log(out_b))
+    assert 4 <= killed_at < 40
+    subprocess.run(command(out_b, "--resume", "auto"), env=env, check=True, capture_output=True)
+
+    rows_a, rows_b = read_log(out_a), read_log(out_b)
+    assert [r["step"] for r in rows_b] == [str(s) for s in range(1, 41)]  # logged steps after the checkpoint are redone
+    for ra, rb in zip(rows_a, rows_b):
+        for k in ra:
+            if k.startswith(("loss_", "w_", "lr_")):
+                assert ra[k] == rb[k], (ra["step"], k)
+    wa, _ = ckpt.read_checkpoint(ckpt.find_latest_valid(out_a))
+    wb, _ = ckpt.read_checkpoint(ckpt.find_latest_valid(out_b))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
 class NaNAt:
