@@ -1,6 +1,10 @@
-"""Print the docs/benchmarks.md tables from the JSONs of bicubic.sh / peers.sh.
+"""Print the docs/benchmarks.md tables from the JSONs of bicubic.sh / peers.sh / causalsr.sh.
 
     python3 benchmarks/tables.py [outputs/benchmarks]
+    python3 benchmarks/tables.py gains MODEL.json [MODEL.json ...] --baseline BICUBIC.json [BICUBIC.json ...]
+
+`gains` prints each model row beside the baseline row measured with the same
+dataset, scale, degradation, image count and grey convention, and the difference.
 
 Published values: RCAN Table 3 for bicubic, DAT supplementary Table 2 for
 DAT-light (shared/REFERENCE_NUMBERS.md sections 1 and 2). SPAN has none.
@@ -50,5 +54,33 @@ def main(folder: str = "outputs/benchmarks") -> None:
         print(row(r))
 
 
+def gains(args: list[str]) -> None:
+    """Model rows beside the matching baseline rows (e.g. bicubic) and the PSNR / SSIM gain."""
+    if "--baseline" not in args:
+        raise SystemExit("usage: tables.py gains MODEL.json [...] --baseline BASELINE.json [...]")
+    i = args.index("--baseline")
+    models, baseline_files = args[:i], args[i + 1:]
+
+    def load(path: str) -> list[dict]:
+        data = json.loads(Path(path).read_text())
+        conv = data.get("meta", {}).get("grey_convention")
+        return [{**r, "grey": conv} for r in data["results"]]
+
+    key = lambda r: (r["dataset"], r["scale"], r["degradation"], r["n_images"], r["grey"])  # noqa: E731
+    base = {key(r): r for f in baseline_files for r in load(f)}
+    print("| model | dataset | scale | degradation | images | PSNR / SSIM | baseline | gain (dB / SSIM) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for path in models:
+        for r in load(path):
+            b = base.get(key(r))
+            ref = f"{b['psnr']:.2f} / {b['ssim']:.4f}" if b else "not measured"
+            gain = f"{r['psnr'] - b['psnr']:+.2f} / {r['ssim'] - b['ssim']:+.4f}" if b else "–"
+            print(f"| {r['method']} | {r['dataset']} | x{r['scale']} | {r['degradation']} | {r['n_images']} | "
+                  f"{r['psnr']:.2f} / {r['ssim']:.4f} | {ref} | {gain} |")
+
+
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    if sys.argv[1:2] == ["gains"]:
+        gains(sys.argv[2:])
+    else:
+        main(*sys.argv[1:])

@@ -3,6 +3,10 @@
 
     python3 scripts/bundle_model.py runs/x4/export/causalsr_x4 --eval outputs/benchmarks/causalsr_x4.json
 
+`--model-set key=value` changes inference-only model options in the bundled
+config (e.g. `posterior_crop=24`, which the weights do not depend on); run
+`causalsr eval --method causalsr` after bundling and bundle again with its JSON.
+
 Writes causalsr/weights/causalsr_x<s>.safetensors, .json (config + training
 metadata + the measured metrics) and .md (the model card). The card's numbers
 come only from the export's metadata and the given `causalsr eval` JSON files.
@@ -16,7 +20,9 @@ from pathlib import Path
 
 from causalsr.atomic import atomic_path, atomic_write_text
 from causalsr.inference.bundled import WEIGHTS_DIR
-from causalsr.models.causalsr import load_pretrained
+from causalsr.config import apply_overrides, from_dict, to_dict
+from causalsr.models.causalsr import CausalSR, load_pretrained
+from causalsr.models.config import ModelConfig
 
 
 def card(info: dict, evals: list[dict], note: str) -> str:
@@ -32,6 +38,8 @@ def card(info: dict, evals: list[dict], note: str) -> str:
         "|---|---|",
         f"| architecture | CausalSR, `{m['backbone']}` restorer {m.get('backbone_args', {})}, z_dim {m['z_dim']}, "
         f"semantic encoder `{m['semantic']}` {m.get('semantic_args', {})} (frozen, from its PyPI package) |",
+        f"| posterior | spectrum input {m.get('posterior_spectrum', False)}, analysis crop "
+        f"{m.get('posterior_crop', 0) or 'default'} (docs/paper-mapping.md deviations 31-32) |",
         f"| preset | `{t.get('preset', '?')}` |",
         f"| training data | {', '.join(t.get('data', {}).get('train_roots', []))}, HR patch {t.get('data', {}).get('patch_size')}, "
         f"batch {t.get('data', {}).get('batch_size')}, on-the-fly degradations (sampler {t.get('data', {}).get('sampler', {})}) |",
@@ -60,8 +68,13 @@ def main() -> int:
     ap.add_argument("export", help="export stem, e.g. runs/x4/export/causalsr_x4")
     ap.add_argument("--eval", nargs="*", default=[], help="causalsr eval JSON files with this model's results")
     ap.add_argument("--note", default="")
+    ap.add_argument("--model-set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override an inference-only ModelConfig key (repeatable)")
     args = ap.parse_args()
     model, info = load_pretrained(args.export)  # validates the export before it is shipped
+    if args.model_set:
+        info["model_config"] = to_dict(from_dict(ModelConfig, apply_overrides(info["model_config"], args.model_set)))
+        CausalSR(from_dict(ModelConfig, info["model_config"]))  # the edited config must still build
     evals = [json.loads(Path(p).read_text()) for p in args.eval]
     info["metrics"] = [{k: r[k] for k in ("dataset", "scale", "degradation", "n_images", "psnr", "ssim")}
                        for ev in evals for r in ev["results"]]
