@@ -3,7 +3,8 @@
 
 For every image of a benchmark set, the HR image is degraded with each preset
 (bicubic, blur: 3x3 sigma 2.0, noise: sigma 15, JPEG: quality 30) at the
-model's scale, exactly as `causalsr eval` does, and the model's posterior
+model's scale with `causalsr eval`'s pipeline (its noise seed is the image's
+index here, not a hash of its pixels), and the model's posterior
 estimate of every named factor is recorded. Prints a markdown table of the
 mean estimate (and its spread over images) beside the true value.
 
@@ -23,7 +24,7 @@ import causalsr
 from causalsr.atomic import atomic_write_text
 from causalsr.data.datasets import resolve_dataset
 from causalsr.data.degradations import degrade_numpy_uint8, preset
-from causalsr.data.imageio import read_image
+from causalsr.evaluation.harness import load_hr_uint8
 from causalsr.factors import FACTOR_NAMES
 
 PRESETS = ("bicubic", "blur", "noise", "jpeg")
@@ -44,8 +45,7 @@ def main() -> int:
         for i, path in enumerate(paths):
             params = preset(p, model.scale, seed=i)
             truth = params.factors()
-            hr = read_image(path).rgb
-            hr = hr if hr.dtype == np.uint8 else (hr >> 8).astype(np.uint8)
+            hr, _ = load_hr_uint8(path)
             report = model.analyze(degrade_numpy_uint8(hr, params))
             for f in FACTOR_NAMES:
                 est[f].append(report.factors[f].value)

@@ -25,7 +25,7 @@ import torch
 
 from causalsr.data.datasets import HRPatchDataset, collate, resolve_dataset
 from causalsr.data.degradations import SamplerConfig, degrade_numpy_uint8, preset
-from causalsr.data.imageio import read_image
+from causalsr.evaluation.harness import load_hr_uint8
 from causalsr.factors import FACTOR_NAMES, denormalise, normalise
 from causalsr.models.posterior import DegradationPosterior
 from causalsr.training.losses import named_factor_nll
@@ -63,8 +63,7 @@ def main() -> int:
         for name in ("bicubic", "blur", "noise", "jpeg", "noise+jpeg"):
             est = []
             for i, path in enumerate(paths):
-                hr = read_image(path).rgb
-                hr = hr if hr.dtype == np.uint8 else (hr >> 8).astype(np.uint8)
+                hr, _ = load_hr_uint8(path)
                 params = preset(name, SCALE, seed=i)
                 lr = torch.from_numpy(degrade_numpy_uint8(hr, params)).permute(2, 0, 1)[None].float() / 255
                 if "tiles" in variant:  # analyse 24x24 tiles, as in training, and average

@@ -66,7 +66,9 @@ def gains(args: list[str]) -> None:
         conv = data.get("meta", {}).get("grey_convention")
         return [{**r, "grey": conv} for r in data["results"]]
 
-    key = lambda r: (r["dataset"], r["scale"], r["degradation"], r["n_images"], r["grey"])  # noqa: E731
+    def key(r: dict) -> tuple:
+        return r["dataset"], r["scale"], r["degradation"], r["n_images"], r["grey"]
+
     base = {key(r): r for f in baseline_files for r in load(f)}
     print("| model | dataset | scale | degradation | images | PSNR / SSIM | baseline | gain (dB / SSIM) |")
     print("|---|---|---|---|---|---|---|---|")

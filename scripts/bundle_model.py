@@ -19,8 +19,8 @@ import shutil
 from pathlib import Path
 
 from causalsr.atomic import atomic_path, atomic_write_text
-from causalsr.inference.bundled import WEIGHTS_DIR
 from causalsr.config import apply_overrides, from_dict, to_dict
+from causalsr.inference.bundled import WEIGHTS_DIR
 from causalsr.models.causalsr import CausalSR, load_pretrained
 from causalsr.models.config import ModelConfig
 

@@ -61,7 +61,8 @@ class DatasetResult:
         return out
 
 
-def _hr_uint8(path: Path) -> tuple[np.ndarray, bool]:
+def load_hr_uint8(path: Path) -> tuple[np.ndarray, bool]:
+    """A benchmark HR image as 8-bit RGB (16-bit rounded down to 8 bits), and whether it is greyscale."""
     img = read_image(path)
     rgb = img.rgb
     if rgb.dtype == np.uint16:  # benchmarks are 8-bit; a 16-bit HR is measured at 8 bits
@@ -132,7 +133,7 @@ def evaluate(method: Method, datasets: list[str], scales: list[int], degradation
             res = DatasetResult(method.name, name, scale, degradation, tuple(metrics))
             for path in tqdm(files, desc=f"{method.name} {name} x{scale}", unit="img", disable=None if progress is None else not progress):
                 try:
-                    hr, grey = _hr_uint8(path)
+                    hr, grey = load_hr_uint8(path)
                     sr, values = evaluate_image(method, hr, scale, degradation, tuple(metrics), grey, grey_convention, lr_cache)
                 except ValueError as e:  # ImageReadError included
                     msg = str(e)

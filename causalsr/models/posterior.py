@@ -158,10 +158,10 @@ class DegradationPosterior(nn.Module):
         """(B,3,h,w) -> (B*n,3,ch,cw) crops (n=1 when the LR is small), HR cropped at `scale` x the offsets."""
         h, w = lr.shape[-2:]
         if self.analysis_crop:
-            crop, per_axis = self.analysis_crop, self.max_analysis_crops_per_axis
+            crop, per_axis, whole_up_to = self.analysis_crop, self.max_analysis_crops_per_axis, self.analysis_crop
         else:
-            crop, per_axis = self.crop_size, self.crops_per_axis
-        if max(h, w) <= (crop if self.analysis_crop else self.max_side):
+            crop, per_axis, whole_up_to = self.crop_size, self.crops_per_axis, self.max_side
+        if max(h, w) <= whole_up_to:
             return lr, hr, 1
         ys, xs = self._crop_offsets(h, crop, per_axis), self._crop_offsets(w, crop, per_axis)
         ch, cw = min(h, crop), min(w, crop)

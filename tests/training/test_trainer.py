@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import SMOKE, write_images
 
 from causalsr.cli.main import main
 from causalsr.config import load_config
 from causalsr.training import checkpoint as ckpt
 from causalsr.training.config import TrainConfig
 from causalsr.training.trainer import GlobalBatchSampler, Trainer, TrainingError
-from helpers import SMOKE, write_images
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +70,20 @@ def test_smoke_preset_runs_and_restoration_loss_falls(data, tmp_path):
     assert main(["train", "--config", SMOKE, "--out", str(out)]) == 1
 
 
+def assert_same_run(out_a: Path, out_b: Path, steps: int) -> None:
+    """Run b logged steps 1..steps with run a's losses, weights and learning rates, and ended with a's weights."""
+    rows_a, rows_b = read_log(out_a), read_log(out_b)
+    assert [r["step"] for r in rows_b] == [str(s) for s in range(1, steps + 1)]
+    for ra, rb in zip(rows_a, rows_b):
+        for k in ra:
+            if k.startswith(("loss_", "w_", "lr_")):
+                assert ra[k] == rb[k], (ra["step"], k)
+    wa, _ = ckpt.read_checkpoint(ckpt.find_latest_valid(out_a))
+    wb, _ = ckpt.read_checkpoint(ckpt.find_latest_valid(out_b))
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), k
+
+
 class CrashAt:
     """Objective wrapper that raises at a given iteration (a deterministic stand-in for a kill)."""
 
@@ -103,16 +117,7 @@ def test_crash_and_resume_auto_matches_uninterrupted_run(data, tmp_path):
     args = sum((["--set", a] for a in overrides(data, out_b, **extra)), [])
     assert main(["train", "--config", SMOKE, "--resume", "auto"] + args) == 0
 
-    rows_a, rows_b = read_log(out_a), read_log(out_b)
-    assert [r["step"] for r in rows_b] == [str(s) for s in range(1, 11)]
-    for ra, rb in zip(rows_a, rows_b):
-        for k in ra:
-            if k.startswith(("loss_", "w_", "lr_")):
-                assert ra[k] == rb[k], (ra["step"], k)
-    wa, _ = ckpt.read_checkpoint(ckpt.find_latest_valid(out_a))
-    wb, _ = ckpt.read_checkpoint(ckpt.find_latest_valid(out_b))
-    for k in wa:
-        assert torch.equal(wa[k], wb[k]), k
+    assert_same_run(out_a, out_b, 10)
 
 
 def test_kill_9_after_first_checkpoint_then_resume_matches_unkilled_run(data, tmp_path):
@@ -137,15 +142,7 @@ def test_kill_9_after_first_checkpoint_then_resume_matches_unkilled_run(data, tm
     assert 4 <= killed_at < 40
     subprocess.run(command(out_b, "--resume", "auto"), env=env, check=True, capture_output=True)
 
-    rows_a, rows_b = read_log(out_a), read_log(out_b)
-    assert [r["step"] for r in rows_b] == [str(s) for s in range(1, 41)]  # logged steps after the checkpoint are redone
-    for ra, rb in zip(rows_a, rows_b):
-        for k in ra:
-            if k.startswith(("loss_", "w_", "lr_")):
-                assert ra[k] == rb[k], (ra["step"], k)
-    wa, _ = ckpt.read_checkpoint(ckpt.find_latest_valid(out_a))
-    wb, _ = ckpt.read_checkpoint(ckpt.find_latest_valid(out_b))
-    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert_same_run(out_a, out_b, 40)  # logged steps after the checkpoint are redone, not duplicated
 
 
 class NaNAt:
@@ -221,9 +218,10 @@ def test_out_of_memory_gives_advice(data, tmp_path):
 
 
 def test_warm_start_copies_same_shaped_tensors_across_scales(tmp_path):
+    from helpers import tiny_model
+
     from causalsr.models.causalsr import save_pretrained
     from causalsr.training.trainer import warm_start
-    from helpers import tiny_model
 
     x4, x2 = tiny_model(4), tiny_model(2)
     torch.nn.init.normal_(x4.restorer.head.weight)
