@@ -2,14 +2,14 @@
 """Short probe of the degradation posterior alone: can it learn the named factors?
 
 Trains `DegradationPosterior` on the named-factor NLL only (Adam, lr 1e-3,
-T91 + BSD200, HR patch 96, batch 16, the cpu-small degradation mix, one
+T91 + BSD200, HR patch 96, batch 16, 50% clean and 20% preset samples, one
 thread), then reports the inference posterior q(Z | Y) on Set14 degraded with
 each paper preset, as `benchmarks/analyze_accuracy.py` does for a full model.
 
 Words in the first argument: `spectrum` adds the block-DCT spectrum input
 (else the conv encoder alone); `mse` adds 10 x the squared error of the mean to
-the NLL; `tiles` analyses Set14 on 24x24 LR tiles (the training-patch size)
-and averages, instead of whole images. Steps stop early at the end of 100
+the NLL; `tiles` analyses Set14 with `analysis_crop=24` (the training-patch
+size, as the bundled x4 does), instead of whole images. Steps stop early at the end of 100
 passes over the training images (1,812 steps).
 
     python3 benchmarks/posterior_probe.py spectrum-tiles 3000
@@ -37,7 +37,8 @@ def main() -> int:
     variant, steps = sys.argv[1], int(sys.argv[2])
     torch.manual_seed(0)
     torch.set_num_threads(1)
-    post = DegradationPosterior(scale=SCALE, spectrum="spectrum" in variant)
+    # Training patches are 24x24 LR, so analysis_crop only changes how Set14 is analysed.
+    post = DegradationPosterior(scale=SCALE, spectrum="spectrum" in variant, analysis_crop=24 if "tiles" in variant else 0)
     data = HRPatchDataset(["../shared/data/train/T91", "../shared/data/train/BSD200"], SCALE, 96,
                           SamplerConfig(p_clean=0.5, p_preset=0.2), seed=0, repeat=100)
     loader = torch.utils.data.DataLoader(data, batch_size=16, shuffle=True, collate_fn=collate, num_workers=1)
@@ -66,10 +67,7 @@ def main() -> int:
                 hr, _ = load_hr_uint8(path)
                 params = preset(name, SCALE, seed=i)
                 lr = torch.from_numpy(degrade_numpy_uint8(hr, params)).permute(2, 0, 1)[None].float() / 255
-                if "tiles" in variant:  # analyse 24x24 tiles, as in training, and average
-                    h, w = (lr.shape[-2] // 24) * 24, (lr.shape[-1] // 24) * 24
-                    lr = lr[..., :h, :w].unfold(2, 24, 24).unfold(3, 24, 24).permute(0, 2, 3, 1, 4, 5).reshape(-1, 3, 24, 24)
-                est.append(denormalise(post(lr).mean[:, :len(FACTOR_NAMES)].mean(0)).numpy())
+                est.append(denormalise(post(lr).mean[0, :len(FACTOR_NAMES)]).numpy())
             print(f"  {name:11s} true {params.factors().round(1)} est {np.mean(est, 0).round(2)} sd {np.std(est, 0).round(2)}")
     return 0
 
