@@ -9,8 +9,10 @@ each paper preset, as `benchmarks/analyze_accuracy.py` does for a full model.
 Words in the first argument: `spectrum` adds the block-DCT spectrum input
 (else the conv encoder alone); `mse` adds 10 x the squared error of the mean to
 the NLL; `tiles` analyses Set14 with `analysis_crop=24` (the training-patch
-size, as the bundled x4 does), instead of whole images. Steps stop early at the end of 100
-passes over the training images (1,812 steps).
+size, as the bundled x4 does), instead of whole images; `multicrop` trains on
+256-px HR patches (64-px LR, analysed as 3x3 crops of 24 px with `tiles`), so
+the head learns from the pooled evidence of several crops, as in `analyze`.
+Steps stop early at the end of 100 passes over the training images.
 
     python3 benchmarks/posterior_probe.py spectrum-tiles 3000
     python3 benchmarks/posterior_probe.py plain-tiles 3000
@@ -39,7 +41,8 @@ def main() -> int:
     torch.set_num_threads(1)
     # Training patches are 24x24 LR, so analysis_crop only changes how Set14 is analysed.
     post = DegradationPosterior(scale=SCALE, spectrum="spectrum" in variant, analysis_crop=24 if "tiles" in variant else 0)
-    data = HRPatchDataset(["../shared/data/train/T91", "../shared/data/train/BSD200"], SCALE, 96,
+    patch = 256 if "multicrop" in variant else 96
+    data = HRPatchDataset(["../shared/data/train/T91", "../shared/data/train/BSD200"], SCALE, patch,
                           SamplerConfig(p_clean=0.5, p_preset=0.2), seed=0, repeat=100)
     loader = torch.utils.data.DataLoader(data, batch_size=16, shuffle=True, collate_fn=collate, num_workers=1)
     opt = torch.optim.Adam(post.parameters(), lr=1e-3)

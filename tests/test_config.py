@@ -25,5 +25,9 @@ def test_unknown_keys_and_bad_values_are_clear_errors(tmp_path):
 def test_presets_load():
     from pathlib import Path
 
-    for p in sorted(Path(__file__).resolve().parents[1].joinpath("configs").glob("*.yaml")):
-        load_config(TrainConfig, p)
+    from causalsr.training.posterior_fit import PosteriorFitConfig
+
+    presets = sorted(Path(__file__).resolve().parents[1].joinpath("configs").glob("*.yaml"))
+    assert any(p.stem.startswith("posterior-fit") for p in presets)
+    for p in presets:
+        load_config(PosteriorFitConfig if p.stem.startswith("posterior-fit") else TrainConfig, p)

@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("causalsr.cli.eval", "benchmark a method on Set5/Set14/BSD100/Urban100/Manga109"),
     "compare": ("causalsr.cli.compare", "compare two images with PSNR/SSIM/LPIPS/DISTS"),
     "train": ("causalsr.cli.train", "train a model from a YAML preset (torchrun for many processes)"),
+    "fit-posterior": ("causalsr.cli.fit_posterior", "calibrate a trained model's posterior for whole-image analyze"),
     "profile": ("causalsr.cli.profile", "parameters, FLOPs, memory and runtime, side by side"),
     "export": ("causalsr.cli.export", "export the LR->SR pipeline to ONNX or a checkpoint"),
 }

@@ -1,0 +1,62 @@
+"""`causalsr fit-posterior`: calibrate a trained model's posterior for whole-image `analyze` (deviation 33).
+
+    causalsr fit-posterior runs/x4/export/causalsr_x4 -o runs/x4/export/causalsr_x4_fit \\
+        --config configs/posterior-fit.yaml [--set steps=500 ...] [--model-set posterior_crop=24]
+
+Only the posterior's weights change; the output is a new checkpoint (the input
+is never overwritten) whose metadata records the calibration config and losses.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from causalsr.cli.main import setup_error
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="bundled name (x2, x3, x4) or checkpoint path")
+    parser.add_argument("-o", "--out", required=True, help="output checkpoint stem (writes .safetensors and .json)")
+    parser.add_argument("--config", help="calibration preset, e.g. configs/posterior-fit.yaml")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a calibration value, e.g. --set steps=500 (repeatable)")
+    parser.add_argument("--model-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override an inference-only model option first, e.g. posterior_crop=24")
+
+
+def run(args: argparse.Namespace) -> int:
+    from causalsr.config import ConfigError, apply_overrides, from_dict, load_config, to_dict
+    from causalsr.inference import bundled
+    from causalsr.models.causalsr import CausalSR, load_pretrained, save_pretrained
+    from causalsr.models.config import ModelConfig
+    from causalsr.training.config import repo_root_of, resolve_path
+    from causalsr.training.posterior_fit import PosteriorFitConfig, PosteriorFitError, fit_posterior
+
+    try:
+        cfg = load_config(PosteriorFitConfig, args.config, args.set)
+        stem = bundled.resolve(args.model)
+        model, info = load_pretrained(stem)
+        if args.model_set:
+            info["model_config"] = to_dict(from_dict(ModelConfig, apply_overrides(info["model_config"], args.model_set)))
+            state = model.state_dict()
+            model = CausalSR(from_dict(ModelConfig, info["model_config"]))
+            model.load_state_dict(state)
+    except (ConfigError, FileNotFoundError, TypeError, ValueError, KeyError) as e:
+        return setup_error("fit-posterior", str(e))
+    out = Path(args.out)
+    out_stem = out.with_suffix("") if out.suffix in (".safetensors", ".json") else out
+    if out_stem.resolve() == stem.resolve():
+        return setup_error("fit-posterior", f"{out}: output would overwrite the input model; choose another -o")
+    # Relative data paths fall back to the preset's repository, as in `causalsr train`.
+    base = repo_root_of(args.config) if args.config else None
+    cfg.train_roots = [str(resolve_path(r, base)) for r in cfg.train_roots]
+    try:
+        losses = fit_posterior(model, cfg)
+    except (PosteriorFitError, ValueError) as e:
+        return setup_error("fit-posterior", str(e))
+    meta = {k: v for k, v in info.items() if k not in ("format", "arch", "scale", "model_config", "metrics")}
+    meta["posterior_fit"] = {"from": str(stem), "config": to_dict(cfg), "first_loss": losses[0], "last_loss": losses[-1],
+                             "steps": len(losses)}
+    weights, config = save_pretrained(model, out_stem, meta)
+    print(f"wrote {weights} and {config} ({len(losses)} steps, loss {losses[0]:.3f} -> {losses[-1]:.3f})")
+    return 0

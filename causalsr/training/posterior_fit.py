@@ -1,0 +1,96 @@
+"""Calibrate a trained model's degradation posterior for whole-image analysis.
+
+Joint training (Algorithm 2) sees the posterior only on training patches
+(24 LR pixels for cpu-small x4): there it learns what one patch says about the
+degradation, and its posterior mean is shrunk towards the training prior
+wherever one patch is ambiguous. `analyze` and `upscale` pool the features of
+up to 8x8 such crops of a whole image (`analysis_crop`), which hold far more
+evidence, but the head still answers as if it had seen one patch: noise
+sigma 15 read as about 7.
+
+This stage fine-tunes only the posterior, on larger LR images that go through
+the same crop-and-pool path as a whole image at inference, with the
+named-factor NLL. A second term keeps the mean of the unnamed dimensions of Z,
+which the restorer was trained on, where the original posterior put it.
+Listed deviation 33 in docs/paper-mapping.md.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch.utils.data import DataLoader
+
+from causalsr.data.datasets import HRPatchDataset, collate
+from causalsr.data.degradations import SamplerConfig
+from causalsr.factors import N_NAMED
+from causalsr.training.losses import named_factor_nll
+
+
+@dataclass
+class PosteriorFitConfig:
+    """One posterior calibration run (keys are YAML keys of configs/posterior-fit*.yaml)."""
+
+    train_roots: list = field(default_factory=list)  # HR folders or dataset names, degraded on the fly
+    lr_patch: int = 64        # LR side of each training image; several analysis crops fit in it
+    steps: int = 2000
+    batch_size: int = 16
+    lr: float = 2e-4
+    w_keep: float = 1.0       # weight of the unnamed-dims anchor to the original posterior mean
+    seed: int = 0
+    num_workers: int = 1
+    log_every: int = 100
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+
+
+class PosteriorFitError(ValueError):
+    """A calibration run that cannot do what it is asked (one line, names the problem)."""
+
+
+def fit_posterior(model: torch.nn.Module, cfg: PosteriorFitConfig, log=print) -> list[float]:
+    """Fine-tune ``model.posterior`` in place (every other parameter untouched); returns the loss per step.
+
+    Needs a model with an analysis crop (``posterior_crop``) smaller than
+    ``cfg.lr_patch``, so that each training image is pooled over several
+    crops exactly as a whole image is in `analyze`.
+    """
+    post = model.posterior
+    crop = post.analysis_crop
+    if not crop or cfg.lr_patch <= crop:
+        raise PosteriorFitError(f"posterior calibration needs posterior_crop > 0 and lr_patch > it "
+                                f"(got posterior_crop {crop}, lr_patch {cfg.lr_patch})")
+    if not cfg.train_roots:
+        raise PosteriorFitError("posterior calibration needs train_roots (HR image folders)")
+    torch.manual_seed(cfg.seed)
+    reference = copy.deepcopy(post).eval().requires_grad_(False)
+    model.eval().requires_grad_(False)
+    post.train().requires_grad_(True)
+    data = HRPatchDataset(cfg.train_roots, post.scale, cfg.lr_patch * post.scale, cfg.sampler, seed=cfg.seed)
+    data.repeat = math.ceil(cfg.steps * cfg.batch_size / len(data.images))  # one epoch holds every step
+    loader = DataLoader(data, batch_size=cfg.batch_size, shuffle=True, collate_fn=collate, drop_last=True,
+                        num_workers=cfg.num_workers, generator=torch.Generator().manual_seed(cfg.seed))
+    opt = torch.optim.Adam(post.parameters(), lr=cfg.lr)
+    losses: list[float] = []
+    for batch in loader:
+        # The same hidden-X draw for both, so the anchor compares like with like.
+        drop = torch.rand(batch["lr"].shape[0]) < post.p_unknown
+        q = post(batch["lr"], batch["hr"], drop_hr=drop)
+        with torch.no_grad():
+            ref_free = reference(batch["lr"], batch["hr"], drop_hr=drop).mean[:, N_NAMED:]
+        loss = named_factor_nll(q, batch["factors"]) + cfg.w_keep * (q.mean[:, N_NAMED:] - ref_free).pow(2).sum(1).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+        if log is not None and len(losses) % cfg.log_every == 0:
+            recent = losses[-cfg.log_every:]
+            log(f"posterior fit step {len(losses)}/{cfg.steps} loss {sum(recent) / len(recent):.3f}")
+        if len(losses) >= cfg.steps:
+            break
+    model.eval()
+    return losses
+
+
+__all__ = ["PosteriorFitConfig", "PosteriorFitError", "fit_posterior"]

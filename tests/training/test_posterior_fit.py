@@ -1,0 +1,103 @@
+"""Posterior calibration for whole-image analysis (causalsr/training/posterior_fit.py, deviation 33)."""
+import pytest
+import torch
+from helpers import tiny_config, write_images
+
+from causalsr.cli.main import main
+from causalsr.data.datasets import HRPatchDataset, collate
+from causalsr.data.degradations import SamplerConfig
+from causalsr.factors import N_NAMED
+from causalsr.models.causalsr import CausalSR, load_pretrained, save_pretrained
+from causalsr.training.losses import named_factor_nll
+from causalsr.training.posterior_fit import PosteriorFitConfig, PosteriorFitError, fit_posterior
+
+SAMPLER = SamplerConfig(p_clean=0.3, p_preset=0.3)
+
+
+def _model(crop: int = 8) -> CausalSR:
+    torch.manual_seed(0)
+    return CausalSR(tiny_config(scale=2, posterior_crop=crop, posterior_spectrum=True,
+                                semantic_args={"pretrained": False, "input_size": 64})).eval()
+
+
+def _cfg(root, **kw) -> PosteriorFitConfig:
+    base = dict(train_roots=[str(root)], lr_patch=16, steps=40, batch_size=8, lr=3e-3, num_workers=0,
+                sampler=SAMPLER, log_every=1000)
+    base.update(kw)
+    return PosteriorFitConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    return write_images(tmp_path_factory.mktemp("hr"), 6, 64)
+
+
+def _held_out(images):
+    """A fixed batch of 16-px LR images (2x2 crops of 8 px each), seeded apart from training."""
+    data = HRPatchDataset([str(images)], 2, 32, SAMPLER, seed=123)
+    return collate([data[i] for i in range(24)])
+
+
+def _whole_image_nll_and_free(model, batch):
+    with torch.no_grad():
+        q = model.posterior(batch["lr"])  # q(Z | Y), as analyze sees a whole image
+        return named_factor_nll(q, batch["factors"]).item(), q.mean[:, N_NAMED:]
+
+
+def test_only_the_posterior_changes_and_whole_image_nll_falls(images):
+    model = _model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    batch = _held_out(images)
+    nll0, _ = _whole_image_nll_and_free(model, batch)
+    losses = fit_posterior(model, _cfg(images), log=None)
+    nll1, _ = _whole_image_nll_and_free(model, batch)
+    assert len(losses) == 40
+    after = model.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith("posterior.") for k in changed)
+    assert nll1 < nll0 - 0.5, (nll0, nll1)  # held-out images, never trained on as such
+
+
+def test_keep_term_anchors_the_unnamed_dimensions(images):
+    batch = _held_out(images)
+    drift = {}
+    for w in (0.0, 100.0):
+        model = _model()
+        _, free0 = _whole_image_nll_and_free(model, batch)
+        fit_posterior(model, _cfg(images, w_keep=w), log=None)
+        _, free1 = _whole_image_nll_and_free(model, batch)
+        drift[w] = (free1 - free0).abs().mean().item()
+    assert drift[100.0] < 0.25 * drift[0.0], drift
+
+
+@pytest.mark.parametrize("crop, lr_patch", [(0, 16), (8, 8)])
+def test_needs_an_analysis_crop_smaller_than_the_training_images(images, crop, lr_patch):
+    with pytest.raises(PosteriorFitError, match="posterior_crop"):
+        fit_posterior(_model(crop), _cfg(images, lr_patch=lr_patch), log=None)
+
+
+def test_cli_writes_a_new_checkpoint_and_never_overwrites_the_input(images, tmp_path, capsys):
+    src = tmp_path / "m"
+    save_pretrained(_model(), src, {"training": {"steps": 7}})
+    src_bytes = (tmp_path / "m.safetensors").read_bytes()
+    common = ["--set", f"train_roots=[{images}]", "--set", "lr_patch=16", "--set", "steps=3", "--set", "batch_size=4",
+              "--set", "num_workers=0"]
+    assert main(["fit-posterior", str(src), "-o", str(src), *common]) == 2
+    assert "overwrite" in capsys.readouterr().err
+    assert main(["fit-posterior", str(src), "-o", str(tmp_path / "fit"), *common]) == 0
+    assert (tmp_path / "m.safetensors").read_bytes() == src_bytes
+    old, _ = load_pretrained(src)
+    new, info = load_pretrained(tmp_path / "fit")
+    assert info["posterior_fit"]["steps"] == 3 and info["training"] == {"steps": 7}
+    diff = {k for k, v in old.state_dict().items() if not torch.equal(v, new.state_dict()[k])}
+    assert diff and all(k.startswith("posterior.") for k in diff)
+
+
+def test_cli_model_set_applies_before_fitting(images, tmp_path):
+    src = tmp_path / "m0"
+    save_pretrained(_model(crop=0), src)
+    args = ["fit-posterior", str(src), "-o", str(tmp_path / "fit"), "--set", f"train_roots=[{images}]",
+            "--set", "lr_patch=16", "--set", "steps=2", "--set", "batch_size=4", "--set", "num_workers=0"]
+    assert main(args) == 2  # no analysis crop: nothing to calibrate
+    assert main([*args, "--model-set", "posterior_crop=8"]) == 0
+    assert load_pretrained(tmp_path / "fit")[1]["model_config"]["posterior_crop"] == 8
