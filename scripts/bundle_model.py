@@ -47,6 +47,13 @@ def card(info: dict, evals: list[dict], note: str) -> str:
         f"| compute | {t.get('wall_time_s', 0) / 60:.1f} min wall on {t.get('machine', {})} |",
         f"| losses | {cfg.get('loss', {}).get('rec_norm')} restoration, all seven terms of Eq. 22 on (see docs/paper-mapping.md) |",
         f"| validation during training | {t.get('val', {})} |",
+    ]
+    fit = info.get("posterior_fit")
+    if fit:
+        c = fit["config"]
+        lines.append(f"| posterior calibration | `causalsr fit-posterior`, {fit['steps']} steps on {c['lr_patch']}-px LR "
+                     f"images from {', '.join(c['train_roots'])}, sampler {c['sampler']} (deviation 33) |")
+    lines += [
         "",
         "## Measured (`causalsr eval`, Y channel, scale-pixel border crop)",
         "",

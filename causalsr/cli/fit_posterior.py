@@ -9,6 +9,7 @@ is never overwritten) whose metadata records the calibration config and losses.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 from causalsr.cli.main import setup_error
@@ -49,9 +50,9 @@ def run(args: argparse.Namespace) -> int:
         return setup_error("fit-posterior", f"{out}: output would overwrite the input model; choose another -o")
     # Relative data paths fall back to the preset's repository, as in `causalsr train`.
     base = repo_root_of(args.config) if args.config else None
-    cfg.train_roots = [str(resolve_path(r, base)) for r in cfg.train_roots]
+    roots = [str(resolve_path(r, base)) for r in cfg.train_roots]
     try:
-        losses = fit_posterior(model, cfg)
+        losses = fit_posterior(model, dataclasses.replace(cfg, train_roots=roots))
     except (PosteriorFitError, ValueError) as e:
         return setup_error("fit-posterior", str(e))
     meta = {k: v for k, v in info.items() if k not in ("format", "arch", "scale", "model_config", "metrics")}
