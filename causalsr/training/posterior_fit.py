@@ -37,7 +37,7 @@ class PosteriorFitConfig:
     lr_patch: int = 64        # LR side of each training image; several analysis crops fit in it
     steps: int = 2000
     batch_size: int = 16
-    lr: float = 2e-4
+    lr: float = 2e-4          # Adam, cosine-decayed to 0 over the steps
     w_keep: float = 1.0       # weight of the unnamed-dims anchor to the original posterior mean
     seed: int = 0
     num_workers: int = 1
@@ -72,6 +72,8 @@ def fit_posterior(model: torch.nn.Module, cfg: PosteriorFitConfig, log=print) ->
     loader = DataLoader(data, batch_size=cfg.batch_size, shuffle=True, collate_fn=collate, drop_last=True,
                         num_workers=cfg.num_workers, generator=torch.Generator().manual_seed(cfg.seed))
     opt = torch.optim.Adam(post.parameters(), lr=cfg.lr)
+    # Cosine decay to 0: the NLL of single samples is noisy, and a constant rate ends wherever the noise left it.
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.steps)
     losses: list[float] = []
     for batch in loader:
         # The same hidden-X draw for both, so the anchor compares like with like.
@@ -83,6 +85,7 @@ def fit_posterior(model: torch.nn.Module, cfg: PosteriorFitConfig, log=print) ->
         opt.zero_grad()
         loss.backward()
         opt.step()
+        schedule.step()
         losses.append(loss.item())
         if log is not None and len(losses) % cfg.log_every == 0:
             recent = losses[-cfg.log_every:]
