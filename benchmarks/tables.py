@@ -46,7 +46,9 @@ def row(r: dict) -> str:
 
 
 def main(folder: str = "outputs/benchmarks") -> None:
-    results = [r for f in sorted(Path(folder).glob("*.json")) for r in json.loads(f.read_text())["results"]]
+    docs = [json.loads(f.read_text()) for f in sorted(Path(folder).glob("*.json"))]
+    # Only `causalsr eval` JSONs: a list of results with PSNR (profile and analyze JSONs are shaped differently).
+    results = [r for d in docs if isinstance(d.get("results"), list) for r in d["results"] if "psnr" in r]
     order = lambda r: (r["method"], r["scale"], DATASETS.index(r["dataset"]) if r["dataset"] in DATASETS else 99)  # noqa: E731
     print("| method | scale | dataset | images | measured | published | difference |")
     print("|---|---|---|---|---|---|---|")
