@@ -37,7 +37,7 @@ class PosteriorFitConfig:
     lr_patch: int = 64        # LR side of each training image; several analysis crops fit in it
     steps: int = 2000
     batch_size: int = 16
-    lr: float = 2e-4          # Adam, cosine-decayed to 0 over the steps
+    lr: float = 1e-3          # Adam, cosine-decayed to 0 over the steps
     w_keep: float = 1.0       # weight of the unnamed-dims anchor to the original posterior mean
     seed: int = 0
     num_workers: int = 1
