@@ -39,7 +39,7 @@ def card(info: dict, evals: list[dict], note: str) -> str:
         f"| architecture | CausalSR, `{m['backbone']}` restorer {m.get('backbone_args', {})}, z_dim {m['z_dim']}, "
         f"semantic encoder `{m['semantic']}` {m.get('semantic_args', {})} (frozen, from its PyPI package) |",
         f"| posterior | spectrum input {m.get('posterior_spectrum', False)}, analysis crop "
-        f"{m.get('posterior_crop', 0) or 'default'} (docs/paper-mapping.md deviations 31-32) |",
+        f"{m.get('posterior_crop', 0) or 'default'} (docs/paper-mapping.md deviations 31-33) |",
         f"| preset | `{t.get('preset', '?')}` |",
         f"| training data | {', '.join(t.get('data', {}).get('train_roots', []))}, HR patch {t.get('data', {}).get('patch_size')}, "
         f"batch {t.get('data', {}).get('batch_size')}, on-the-fly degradations (sampler {t.get('data', {}).get('sampler', {})}) |",
