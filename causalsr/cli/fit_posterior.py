@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     except (PosteriorFitError, ValueError) as e:
         return setup_error("fit-posterior", str(e))
     meta = {k: v for k, v in info.items() if k not in ("format", "arch", "scale", "model_config", "metrics")}
-    meta["posterior_fit"] = {"from": str(stem), "config": to_dict(cfg), "first_loss": losses[0], "last_loss": losses[-1],
+    meta["posterior_fit"] = {"from": args.model, "config": to_dict(cfg), "first_loss": losses[0], "last_loss": losses[-1],
                              "steps": len(losses)}
     weights, config = save_pretrained(model, out_stem, meta)
     print(f"wrote {weights} and {config} ({len(losses)} steps, loss {losses[0]:.3f} -> {losses[-1]:.3f})")
