@@ -31,3 +31,19 @@ def test_bundled_x4_reproduces_its_card_on_set5():
     bicubic = evaluate(Bicubic(), [str(SET5)], [4], progress=False)[0].mean("psnr")
     assert ours == pytest.approx(expected["psnr"], abs=0.02)
     assert ours > bicubic + 1.0
+
+
+@pytest.mark.parametrize("preset_name, factor, target, tolerance", [("noise", "noise", 15.0, 3.0),
+                                                                     ("jpeg", "jpeg", 30.0, 10.0)])
+def test_bundled_x4_analyze_reads_the_paper_presets_on_set14(preset_name, factor, target, tolerance):
+    """Issue #5's analyze targets, on the shipped weights: mean estimate over Set14 degraded with the preset."""
+    from causalsr.data.datasets import resolve_dataset
+    from causalsr.data.degradations import degrade_numpy_uint8, preset
+    from causalsr.evaluation.harness import load_hr_uint8
+
+    model = causalsr.load("x4")
+    _, paths = resolve_dataset(str(SET5.parents[1] / "Set14" / "HR"))
+    values = [model.analyze(degrade_numpy_uint8(load_hr_uint8(p)[0], preset(preset_name, 4, seed=i))).factors[factor].value
+              for i, p in enumerate(paths)]
+    assert len(values) == 14
+    assert abs(sum(values) / len(values) - target) <= tolerance, values
