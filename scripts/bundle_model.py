@@ -19,10 +19,8 @@ import shutil
 from pathlib import Path
 
 from causalsr.atomic import atomic_path, atomic_write_text
-from causalsr.config import apply_overrides, from_dict, to_dict
 from causalsr.inference.bundled import WEIGHTS_DIR
-from causalsr.models.causalsr import CausalSR, load_pretrained
-from causalsr.models.config import ModelConfig
+from causalsr.models.causalsr import load_pretrained, with_model_overrides
 
 
 def card(info: dict, evals: list[dict], note: str) -> str:
@@ -79,9 +77,7 @@ def main() -> int:
                     help="override an inference-only ModelConfig key (repeatable)")
     args = ap.parse_args()
     model, info = load_pretrained(args.export)  # validates the export before it is shipped
-    if args.model_set:
-        info["model_config"] = to_dict(from_dict(ModelConfig, apply_overrides(info["model_config"], args.model_set)))
-        CausalSR(from_dict(ModelConfig, info["model_config"]))  # the edited config must still build
+    with_model_overrides(model, info, args.model_set)  # the edited config must still hold these weights
     evals = [json.loads(Path(p).read_text()) for p in args.eval]
     info["metrics"] = [{k: r[k] for k in ("dataset", "scale", "degradation", "n_images", "psnr", "ssim")}
                        for ev in evals for r in ev["results"]]

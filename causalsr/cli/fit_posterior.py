@@ -26,10 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from causalsr.config import ConfigError, apply_overrides, from_dict, load_config, to_dict
+    from causalsr.config import ConfigError, load_config, to_dict
     from causalsr.inference import bundled
-    from causalsr.models.causalsr import CausalSR, load_pretrained, save_pretrained
-    from causalsr.models.config import ModelConfig
+    from causalsr.models.causalsr import load_pretrained, save_pretrained, with_model_overrides
     from causalsr.training.config import repo_root_of, resolve_path
     from causalsr.training.posterior_fit import PosteriorFitConfig, PosteriorFitError, fit_posterior
 
@@ -37,12 +36,8 @@ def run(args: argparse.Namespace) -> int:
         cfg = load_config(PosteriorFitConfig, args.config, args.set)
         stem = bundled.resolve(args.model)
         model, info = load_pretrained(stem)
-        if args.model_set:
-            info["model_config"] = to_dict(from_dict(ModelConfig, apply_overrides(info["model_config"], args.model_set)))
-            state = model.state_dict()
-            model = CausalSR(from_dict(ModelConfig, info["model_config"]))
-            model.load_state_dict(state)
-    except (ConfigError, FileNotFoundError, TypeError, ValueError, KeyError) as e:
+        model = with_model_overrides(model, info, args.model_set)
+    except (ConfigError, FileNotFoundError, TypeError, ValueError, KeyError, RuntimeError) as e:
         return setup_error("fit-posterior", str(e))
     out = Path(args.out)
     out_stem = out.with_suffix("") if out.suffix in (".safetensors", ".json") else out

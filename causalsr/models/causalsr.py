@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 
 from causalsr.atomic import atomic_path, atomic_write_text
 from causalsr.causal.counterfactuals import AdaptiveStrength
-from causalsr.config import ConfigError, from_dict, to_dict
+from causalsr.config import ConfigError, apply_overrides, from_dict, to_dict
 from causalsr.factors import N_NAMED
 from causalsr.models.backbone import BACKBONES
 from causalsr.models.config import ModelConfig
@@ -257,3 +257,17 @@ def load_pretrained(path: str | Path, map_location: str = "cpu") -> tuple[Causal
     model.eval()
     return model, info
 
+
+def with_model_overrides(model: CausalSR, info: dict, overrides: list[str]) -> CausalSR:
+    """`model` rebuilt with ``key=value`` ModelConfig overrides and the same weights; updates ``info["model_config"]``.
+
+    For inference-only options such as ``posterior_crop``; an override that
+    changes the architecture fails in ``load_state_dict``.
+    """
+    if not overrides:
+        return model
+    cfg = from_dict(ModelConfig, apply_overrides(dict(info["model_config"]), overrides))
+    rebuilt = CausalSR(cfg)
+    rebuilt.load_state_dict(model.state_dict())
+    info["model_config"] = to_dict(cfg)
+    return rebuilt.eval()
