@@ -41,7 +41,7 @@ def main() -> int:
             for p in ("bicubic", "blur"):
                 lr = torch.from_numpy(degrade_numpy_uint8(hr, preset(p, SCALE, seed=i))).permute(2, 0, 1)[None] / 255.0
                 with torch.no_grad():
-                    logmag = spectrum(lr.float())[0, :64].numpy() * 2.0 - 5.0  # undo the feature's centring
+                    logmag = spectrum(lr)[0, :64].numpy() * 2.0 - 5.0  # undo the feature's centring
                 row.append(logmag[high].mean() - logmag[middle].mean())
             stats.append(row)
         a = np.array(stats)

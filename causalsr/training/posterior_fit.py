@@ -54,7 +54,8 @@ def fit_posterior(model: torch.nn.Module, cfg: PosteriorFitConfig, log=print) ->
 
     Needs a model with an analysis crop (``posterior_crop``) smaller than
     ``cfg.lr_patch``, so that each training image is pooled over several
-    crops exactly as a whole image is in `analyze`.
+    crops exactly as a whole image is in `analyze`. Leaves the model in eval
+    mode with gradients off, ready to export.
     """
     post = model.posterior
     crop = post.analysis_crop

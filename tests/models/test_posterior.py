@@ -5,7 +5,7 @@ import torch
 from causalsr.data.degradations import jpeg_roundtrip
 from causalsr.data.imageio import read_image
 from causalsr.models.posterior import BlockSpectrum, DegradationPosterior, dct_basis
-from tests.helpers import BABY
+from helpers import BABY
 
 
 @pytest.fixture
