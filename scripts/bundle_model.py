@@ -50,7 +50,9 @@ def card(info: dict, evals: list[dict], note: str) -> str:
     if fit:
         c = fit["config"]
         lines.append(f"| posterior calibration | `causalsr fit-posterior`, {fit['steps']} steps on {c['lr_patch']}-px LR "
-                     f"images from {', '.join(c['train_roots'])}, sampler {c['sampler']} (deviation 33) |")
+                     f"images from {', '.join(c['train_roots'])}, batch {c['batch_size']}, sampler {c['sampler']}"
+                     + (f", {fit['wall_time_s'] / 60:.1f} min on {fit['device']}" if "device" in fit else "")
+                     + " (deviation 33) |")
     lines += [
         "",
         "## Measured (`causalsr eval`, Y channel, scale-pixel border crop)",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import time
 from pathlib import Path
 
 from causalsr.cli.main import setup_error
@@ -30,7 +31,8 @@ def run(args: argparse.Namespace) -> int:
     from causalsr.inference import bundled
     from causalsr.models.causalsr import load_pretrained, save_pretrained, with_model_overrides
     from causalsr.training.config import repo_root_of, resolve_path
-    from causalsr.training.posterior_fit import PosteriorFitConfig, PosteriorFitError, fit_posterior
+    from causalsr.training.posterior_fit import PosteriorFitConfig, PosteriorFitError, fit_posterior, resolve_device
+    from causalsr.training.trainer import device_name
 
     try:
         cfg = load_config(PosteriorFitConfig, args.config, args.set)
@@ -47,12 +49,15 @@ def run(args: argparse.Namespace) -> int:
     base = repo_root_of(args.config) if args.config else None
     roots = [str(resolve_path(r, base)) for r in cfg.train_roots]
     try:
-        losses = fit_posterior(model, dataclasses.replace(cfg, train_roots=roots))
+        device = resolve_device(cfg.device)
+        started = time.monotonic()
+        losses = fit_posterior(model, dataclasses.replace(cfg, train_roots=roots, device=str(device)))
     except (PosteriorFitError, ValueError) as e:
         return setup_error("fit-posterior", str(e))
     meta = {k: v for k, v in info.items() if k not in ("format", "arch", "scale", "model_config", "metrics")}
     meta["posterior_fit"] = {"from": args.model, "config": to_dict(cfg), "first_loss": losses[0], "last_loss": losses[-1],
-                             "steps": len(losses)}
+                             "steps": len(losses), "device": device_name(device),
+                             "wall_time_s": round(time.monotonic() - started, 1)}
     weights, config = save_pretrained(model, out_stem, meta)
     print(f"wrote {weights} and {config} ({len(losses)} steps, loss {losses[0]:.3f} -> {losses[-1]:.3f})")
     return 0

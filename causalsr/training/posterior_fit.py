@@ -42,11 +42,25 @@ class PosteriorFitConfig:
     seed: int = 0
     num_workers: int = 1
     log_every: int = 100
+    device: str = "auto"      # "auto" (CUDA when there is one), "cpu", "cuda" or "cuda:N"
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
 
 
 class PosteriorFitError(ValueError):
     """A calibration run that cannot do what it is asked (one line, names the problem)."""
+
+
+def resolve_device(name: str) -> torch.device:
+    """``PosteriorFitConfig.device`` as a torch device; a one-line PosteriorFitError if it cannot be used."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as e:
+        raise PosteriorFitError(f"device {name!r} is not a torch device ({e})") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise PosteriorFitError(f"device {name!r} asked for, but torch sees no CUDA device here")
+    return device
 
 
 def fit_posterior(model: torch.nn.Module, cfg: PosteriorFitConfig, log=print) -> list[float]:
@@ -55,7 +69,7 @@ def fit_posterior(model: torch.nn.Module, cfg: PosteriorFitConfig, log=print) ->
     Needs a model with an analysis crop (``posterior_crop``) smaller than
     ``cfg.lr_patch``, so that each training image is pooled over several
     crops exactly as a whole image is in `analyze`. Leaves the model in eval
-    mode with gradients off, ready to export.
+    mode with gradients off and on the CPU, ready to export.
     """
     post = model.posterior
     crop = post.analysis_crop
@@ -65,24 +79,27 @@ def fit_posterior(model: torch.nn.Module, cfg: PosteriorFitConfig, log=print) ->
     if not cfg.train_roots:
         raise PosteriorFitError("posterior calibration needs train_roots (HR image folders)")
     torch.manual_seed(cfg.seed)
+    device = resolve_device(cfg.device)
+    model.to(device)
     reference = copy.deepcopy(post).eval().requires_grad_(False)
     model.eval().requires_grad_(False)
     post.train().requires_grad_(True)
     data = HRPatchDataset(cfg.train_roots, post.scale, cfg.lr_patch * post.scale, cfg.sampler, seed=cfg.seed)
     data.repeat = math.ceil(cfg.steps * cfg.batch_size / len(data.images))  # one epoch holds every step
     loader = DataLoader(data, batch_size=cfg.batch_size, shuffle=True, collate_fn=collate, drop_last=True,
-                        num_workers=cfg.num_workers, generator=torch.Generator().manual_seed(cfg.seed))
+                        num_workers=cfg.num_workers, pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(cfg.seed))
     opt = torch.optim.Adam(post.parameters(), lr=cfg.lr)
     # Cosine decay to 0: the NLL of single samples is noisy, and a constant rate ends wherever the noise left it.
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.steps)
     losses: list[float] = []
     for batch in loader:
+        lr, hr, factors = (batch[k].to(device, non_blocking=True) for k in ("lr", "hr", "factors"))
         # The same hidden-X draw for both, so the anchor compares like with like.
-        drop = torch.rand(batch["lr"].shape[0]) < post.p_unknown
-        q = post(batch["lr"], batch["hr"], drop_hr=drop)
+        drop = torch.rand(lr.shape[0], device=device) < post.p_unknown
+        q = post(lr, hr, drop_hr=drop)
         with torch.no_grad():
-            ref_free = reference(batch["lr"], batch["hr"], drop_hr=drop).mean[:, N_NAMED:]
-        loss = named_factor_nll(q, batch["factors"]) + cfg.w_keep * (q.mean[:, N_NAMED:] - ref_free).pow(2).sum(1).mean()
+            ref_free = reference(lr, hr, drop_hr=drop).mean[:, N_NAMED:]
+        loss = named_factor_nll(q, factors) + cfg.w_keep * (q.mean[:, N_NAMED:] - ref_free).pow(2).sum(1).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -93,8 +110,8 @@ def fit_posterior(model: torch.nn.Module, cfg: PosteriorFitConfig, log=print) ->
             log(f"posterior fit step {len(losses)}/{cfg.steps} loss {sum(recent) / len(recent):.3f}")
         if len(losses) >= cfg.steps:
             break
-    model.eval()
+    model.cpu().eval()
     return losses
 
 
-__all__ = ["PosteriorFitConfig", "PosteriorFitError", "fit_posterior"]
+__all__ = ["PosteriorFitConfig", "PosteriorFitError", "fit_posterior", "resolve_device"]

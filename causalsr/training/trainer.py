@@ -222,7 +222,10 @@ def validate(model: torch.nn.Module, images: list[ValImage], scale: int, device:
     return {"psnr": float(np.mean(p)), "ssim": float(np.mean(s))}
 
 
-def _cpu_name() -> str:
+def device_name(device: torch.device) -> str:
+    """The GPU's or CPU's model name, for run records."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
@@ -540,7 +543,7 @@ class Trainer:
     def export_meta(self, val_name: str | None) -> dict:
         """Training metadata stored beside the exported weights."""
         d = self.cfg.data
-        device = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else _cpu_name()
+        device = device_name(self.device)
         return {
             "training": {
                 "preset": self.preset,

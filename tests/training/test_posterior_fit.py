@@ -76,6 +76,17 @@ def test_needs_an_analysis_crop_smaller_than_the_training_images(images, crop, l
         fit_posterior(_model(crop), _cfg(images, lr_patch=lr_patch), log=None)
 
 
+@pytest.mark.parametrize("device", ["tpu7", "cuda"])
+def test_a_device_it_cannot_use_is_a_one_line_error(images, device):
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    model = _model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(PosteriorFitError, match=device):
+        fit_posterior(model, _cfg(images, device=device), log=None)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
 def test_cli_writes_a_new_checkpoint_and_never_overwrites_the_input(images, tmp_path, capsys):
     src = tmp_path / "m"
     save_pretrained(_model(), src, {"training": {"steps": 7}})
@@ -89,6 +100,7 @@ def test_cli_writes_a_new_checkpoint_and_never_overwrites_the_input(images, tmp_
     old, _ = load_pretrained(src)
     new, info = load_pretrained(tmp_path / "fit")
     assert info["posterior_fit"]["steps"] == 3 and info["training"] == {"steps": 7}
+    assert info["posterior_fit"]["device"] and info["posterior_fit"]["wall_time_s"] >= 0  # what the card reports
     diff = {k for k, v in old.state_dict().items() if not torch.equal(v, new.state_dict()[k])}
     assert diff and all(k.startswith("posterior.") for k in diff)
 
@@ -99,5 +111,7 @@ def test_cli_model_set_applies_before_fitting(images, tmp_path):
     args = ["fit-posterior", str(src), "-o", str(tmp_path / "fit"), "--set", f"train_roots=[{images}]",
             "--set", "lr_patch=16", "--set", "steps=2", "--set", "batch_size=4", "--set", "num_workers=0"]
     assert main(args) == 2  # no analysis crop: nothing to calibrate
+    assert main([*args, "--set", "device=cuda:7"]) == 2 or torch.cuda.device_count() > 7  # one line, nothing written
+    assert not (tmp_path / "fit.safetensors").exists()
     assert main([*args, "--model-set", "posterior_crop=8"]) == 0
     assert load_pretrained(tmp_path / "fit")[1]["model_config"]["posterior_crop"] == 8
