@@ -7,14 +7,18 @@ posterior: a residual CNN is trained to classify an LR image as clean
 before the x4 downscale). Every training HR crop (T91 and BSD200) is shown
 both ways in the same batch, so the blur is the only cue. A test image is
 scored whole (the mean logit over the image), clean and blurred, and the
-script reports, per set, the accuracy at logit 0, the best-threshold accuracy
-(as `blur_visibility.py`), the ROC AUC and the paired logit shift.
+script reports, per set, how many of each it flags as blurred (logit > 0), the
+accuracy at logit 0, the best-threshold accuracy (as `blur_visibility.py`),
+the ROC AUC and the paired logit shift.
 
     python3 benchmarks/blur_detector.py train --out outputs/blur_detector.safetensors --steps 9000 --minutes 5.5 --num-workers 8
     python3 benchmarks/blur_detector.py eval outputs/blur_detector.safetensors Set14 BSD100 Urban100 \\
         --json benchmarks/results/blur_detector.json
 
-Training wants a GPU (`--device cuda`); evaluation runs on the CPU.
+Training wants a GPU (`--device cuda`); evaluation runs on the CPU. The
+weights behind docs/benchmarks.md (the first command on one H200, stopped by
+`--minutes` at step 6,258) are committed as
+`benchmarks/results/blur_detector.safetensors`, with their training log.
 """
 from __future__ import annotations
 
@@ -123,8 +127,9 @@ def evaluate(args: argparse.Namespace) -> None:
     with open(args.weights, "rb") as f:  # safetensors header: 8-byte length, then JSON with __metadata__
         meta = json.loads(f.read(int.from_bytes(f.read(8), "little")))["__metadata__"]
     rows = []
-    print("| set | images | accuracy at 0 | best-threshold accuracy | ROC AUC | paired logit shift (mean +- sd) |")
-    print("|---|---|---|---|---|---|")
+    print("| set | images | flagged at 0: blurred / clean | accuracy at 0 | best-threshold accuracy | ROC AUC | "
+          "paired logit shift (mean +- sd) |")
+    print("|---|---|---|---|---|---|---|")
     for name in args.datasets:
         label, paths = resolve_dataset(name)
         scores = []
@@ -136,12 +141,14 @@ def evaluate(args: argparse.Namespace) -> None:
                 scores.append([model(lr.float()).item() for lr in lrs])
         s = np.array(scores)
         values, blurred = s.T.ravel(), np.r_[np.zeros(len(s)), np.ones(len(s))].astype(bool)
-        row = {"set": label, "images": len(s), "accuracy_at_0": float(((values > 0) == blurred).mean()),
+        flagged = (s > 0).sum(0)
+        row = {"set": label, "images": len(s), "flagged_clean": int(flagged[0]), "flagged_blurred": int(flagged[1]),
+               "accuracy_at_0": float(((values > 0) == blurred).mean()),
                "best_threshold_accuracy": float(max(((values >= t) == blurred).mean() for t in values)),
                "roc_auc": roc_auc(s[:, 0], s[:, 1]), "shift_mean": float((s[:, 1] - s[:, 0]).mean()),
                "shift_sd": float((s[:, 1] - s[:, 0]).std()), "logits": s.tolist()}
         rows.append(row)
-        print(f"| {label} | {len(s)} | {row['accuracy_at_0']:.2f} | {row['best_threshold_accuracy']:.2f} | "
+        print(f"| {label} | {len(s)} | {flagged[1]} / {flagged[0]} | {row['accuracy_at_0']:.2f} | {row['best_threshold_accuracy']:.2f} | "
               f"{row['roc_auc']:.3f} | {row['shift_mean']:.2f} +- {row['shift_sd']:.2f} |", flush=True)
     if args.json:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
