@@ -32,6 +32,7 @@ from datetime import date
 
 import numpy as np
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
@@ -124,8 +125,8 @@ def evaluate(args: argparse.Namespace) -> None:
     model = Detector()
     model.load_state_dict(load_file(args.weights))
     model.eval()
-    with open(args.weights, "rb") as f:  # safetensors header: 8-byte length, then JSON with __metadata__
-        meta = json.loads(f.read(int.from_bytes(f.read(8), "little")))["__metadata__"]
+    with safe_open(args.weights, "pt") as f:
+        meta = f.metadata()
     rows = []
     print("| set | images | flagged at 0: blurred / clean | accuracy at 0 | best-threshold accuracy | ROC AUC | "
           "paired logit shift (mean +- sd) |")
