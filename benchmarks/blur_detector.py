@@ -27,8 +27,10 @@ import json
 import math
 import platform
 import subprocess
+import sys
 import time
 from datetime import date
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -40,6 +42,10 @@ from torch.utils.data import DataLoader, Dataset
 from causalsr.data.datasets import list_images, resolve_dataset
 from causalsr.data.degradations import degrade_numpy_uint8, preset
 from causalsr.evaluation.harness import load_hr_uint8
+from causalsr.training.trainer import device_name
+
+sys.path.insert(0, str(Path(__file__).parent))
+from blur_visibility import best_threshold_accuracy, paired_lr  # noqa: E402  (sibling benchmark script)
 
 SCALE = 4
 TRAIN_ROOTS = ("../shared/data/train/T91", "../shared/data/train/BSD200")
@@ -109,7 +115,7 @@ def train(args: argparse.Namespace) -> None:
                   f"{time.monotonic() - started:.0f} s", flush=True)
             recent = []
             meta = {"steps": str(step), "hr_patch": str(args.hr_patch), "batch_size": str(args.batch_size),
-                    "lr": str(args.lr), "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"}
+                    "lr": str(args.lr), "device": device_name(device)}
             save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, args.out, meta)
         if out_of_time:
             break
@@ -135,17 +141,13 @@ def evaluate(args: argparse.Namespace) -> None:
         label, paths = resolve_dataset(name)
         scores = []
         for i, path in enumerate(paths):
-            hr, _ = load_hr_uint8(path)
-            lrs = [torch.from_numpy(degrade_numpy_uint8(hr, preset(p, SCALE, seed=i))).permute(2, 0, 1)[None] / 255.0
-                   for p in ("bicubic", "blur")]
             with torch.no_grad():
-                scores.append([model(lr.float()).item() for lr in lrs])
+                scores.append([model(lr).item() for lr in paired_lr(load_hr_uint8(path)[0], i)])
         s = np.array(scores)
-        values, blurred = s.T.ravel(), np.r_[np.zeros(len(s)), np.ones(len(s))].astype(bool)
         flagged = (s > 0).sum(0)
         row = {"set": label, "images": len(s), "flagged_clean": int(flagged[0]), "flagged_blurred": int(flagged[1]),
-               "accuracy_at_0": float(((values > 0) == blurred).mean()),
-               "best_threshold_accuracy": float(max(((values >= t) == blurred).mean() for t in values)),
+               "accuracy_at_0": float((len(s) - flagged[0] + flagged[1]) / (2 * len(s))),
+               "best_threshold_accuracy": best_threshold_accuracy(s[:, 0], s[:, 1]),
                "roc_auc": roc_auc(s[:, 0], s[:, 1]), "shift_mean": float((s[:, 1] - s[:, 0]).mean()),
                "shift_sd": float((s[:, 1] - s[:, 0]).std()), "logits": s.tolist()}
         rows.append(row)

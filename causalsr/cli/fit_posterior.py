@@ -49,9 +49,9 @@ def run(args: argparse.Namespace) -> int:
     base = repo_root_of(args.config) if args.config else None
     roots = [str(resolve_path(r, base)) for r in cfg.train_roots]
     try:
-        device = resolve_device(cfg.device)
+        device = resolve_device(cfg.device)  # for the record; fit_posterior resolves it the same way
         started = time.monotonic()
-        losses = fit_posterior(model, dataclasses.replace(cfg, train_roots=roots, device=str(device)))
+        losses = fit_posterior(model, dataclasses.replace(cfg, train_roots=roots))
     except (PosteriorFitError, ValueError) as e:
         return setup_error("fit-posterior", str(e))
     meta = {k: v for k, v in info.items() if k not in ("format", "arch", "scale", "model_config", "metrics")}
