@@ -63,6 +63,7 @@ class CausalSR(nn.Module):
             self.posterior = DegradationPosterior(
                 scale=cfg.scale, z_dim=cfg.z_dim, n_feats=cfg.posterior_feats, p_unknown=cfg.p_unknown,
                 spectrum=cfg.posterior_spectrum, analysis_crop=cfg.posterior_crop,
+                lr_depth=cfg.posterior_lr_depth,
             )
             # w/o SP: one component and no edges, i.e. a context-conditioned diagonal Gaussian.
             self.prior = StructuredPrior(
@@ -261,13 +262,21 @@ def load_pretrained(path: str | Path, map_location: str = "cpu") -> tuple[Causal
 def with_model_overrides(model: CausalSR, info: dict, overrides: list[str]) -> CausalSR:
     """`model` rebuilt with ``key=value`` ModelConfig overrides and the same weights; updates ``info["model_config"]``.
 
-    For inference-only options such as ``posterior_crop``; an override that
-    changes the architecture fails in ``load_state_dict``.
+    For inference-only options such as ``posterior_crop``, and for growing the
+    posterior with ``posterior_lr_depth``: its new blocks start at zero, so the
+    rebuilt model computes what ``model`` did until they are trained. Any other
+    change of architecture raises ValueError.
     """
     if not overrides:
         return model
     cfg = from_dict(ModelConfig, apply_overrides(dict(info["model_config"]), overrides))
     rebuilt = CausalSR(cfg)
-    rebuilt.load_state_dict(model.state_dict())
+    missing, unexpected = rebuilt.load_state_dict(model.state_dict(), strict=False)
+    # Keys of new blocks are "posterior.lr_blocks.<i>.*"; a block the model already had must be loaded.
+    grown = range(model.cfg.posterior_lr_depth, cfg.posterior_lr_depth)
+    missing = [k for k in missing if not any(k.startswith(f"posterior.lr_blocks.{i}.") for i in grown)]
+    if missing or unexpected:
+        raise ValueError(f"model overrides {overrides} change the architecture "
+                         f"({len(missing)} missing, {len(unexpected)} unexpected weights, e.g. {(missing or unexpected)[:3]})")
     info["model_config"] = to_dict(cfg)
     return rebuilt.eval()

@@ -33,6 +33,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.distributions import MultivariateNormal
 
+from causalsr.models.backbone import zero_init
+
 
 def _branch(in_ch: int, n_feats: int) -> nn.Sequential:
     """One full-resolution conv (keeps high frequencies: noise, JPEG edges), then two strided convs."""
@@ -44,6 +46,22 @@ def _branch(in_ch: int, n_feats: int) -> nn.Sequential:
         nn.Conv2d(n_feats, n_feats, 3, stride=2, padding=1),
         nn.LeakyReLU(0.2, inplace=True),
     )
+
+
+class ResidualConv(nn.Module):
+    """x + conv(lrelu(conv(x))) at full resolution; the second conv starts at zero, so adding blocks to a
+    trained posterior leaves its output unchanged until they are trained."""
+
+    def __init__(self, n_feats: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(n_feats, n_feats, 3, padding=1),
+            nn.LeakyReLU(0.2, inplace=True),
+            zero_init(nn.Conv2d(n_feats, n_feats, 3, padding=1)),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
 
 
 def dct_basis(n: int = 8) -> torch.Tensor:
@@ -89,8 +107,11 @@ class DegradationPosterior(nn.Module):
         spectrum: add the :class:`BlockSpectrum` of Y to the pooled features.
         analysis_crop: crop size (LR pixels, a multiple of 8) for analysing
             inputs larger than it; 0 keeps the default crops described above.
+        lr_depth: residual blocks (:class:`ResidualConv`) after the LR branch's
+            full-resolution conv; 0 is the paper-sized encoder. Deeper, it can
+            see fine evidence such as the paper's mild 3x3 blur.
 
-    Cost: three 3x3 convs per branch, two of them strided, a 1x1 + 3x3 fusion and
+    Cost: three 3x3 convs per branch (plus 2 per ``lr_depth`` block), two of them strided, a 1x1 + 3x3 fusion and
     a 2-layer MLP; an LR image longer than ``max_side`` is analysed on
     ``crops_per_axis**2`` crops of ``crop_size`` pixels.
     """
@@ -103,7 +124,7 @@ class DegradationPosterior(nn.Module):
 
     def __init__(
         self, scale: int = 4, z_dim: int = 8, n_feats: int = 32, p_unknown: float = 0.5, spectrum: bool = False,
-        analysis_crop: int = 0,
+        analysis_crop: int = 0, lr_depth: int = 0,
     ):
         super().__init__()
         if not 0.0 <= p_unknown <= 1.0:
@@ -115,7 +136,10 @@ class DegradationPosterior(nn.Module):
         self.z_dim = z_dim
         self.n_feats = n_feats
         self.p_unknown = p_unknown
+        if lr_depth < 0:
+            raise ValueError(f"lr_depth must be >= 0, got {lr_depth}")
         self.lr_branch = _branch(3, n_feats)
+        self.lr_blocks = nn.Sequential(*(ResidualConv(n_feats) for _ in range(lr_depth)))
         self.hr_branch = _branch(3 * scale * scale, n_feats)
         self.unknown = nn.Parameter(torch.zeros(n_feats))
         self.fuse = nn.Sequential(
@@ -200,7 +224,8 @@ class DegradationPosterior(nn.Module):
         if hr is not None:
             hr = self._check_hr(lr, hr)
         lr_c, hr_c, n = self._crops(lr, hr)
-        feat_lr = self.lr_branch(lr_c - 0.5)
+        # The blocks sit after the full-resolution conv; slicing keeps the branch's checkpoint keys.
+        feat_lr = self.lr_branch[2:](self.lr_blocks(self.lr_branch[:2](lr_c - 0.5)))
         unknown = self.unknown.view(1, -1, 1, 1).expand_as(feat_lr)
         if hr_c is None:
             feat_hr = unknown

@@ -38,6 +38,8 @@ class PosteriorFitConfig:
     steps: int = 2000
     batch_size: int = 16
     lr: float = 1e-3          # Adam, cosine-decayed to 0 over the steps
+    warmup_steps: int = 0     # linear warm-up of the rate first (new zero-initialised blocks need it)
+    grad_clip: float = 0.0    # clip the gradient norm to this; 0 = off
     w_keep: float = 1.0       # weight of the unnamed-dims anchor to the original posterior mean
     seed: int = 0
     num_workers: int = 1
@@ -61,6 +63,17 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise PosteriorFitError(f"device {name!r} asked for, but torch sees no CUDA device here")
     return device
+
+
+def rate_factor(step: int, steps: int, warmup_steps: int = 0) -> float:
+    """Learning-rate multiplier at ``step``: a linear warm-up over ``warmup_steps``, then cosine decay to 0 at ``steps``.
+
+    Cosine decay because the NLL of single samples is noisy, and a constant rate
+    ends wherever the noise left it.
+    """
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    return 0.5 * (1 + math.cos(math.pi * (step - warmup_steps) / max(1, steps - warmup_steps)))
 
 
 def fit_posterior(model: torch.nn.Module, cfg: PosteriorFitConfig, log=print) -> list[float]:
@@ -89,19 +102,26 @@ def fit_posterior(model: torch.nn.Module, cfg: PosteriorFitConfig, log=print) ->
     loader = DataLoader(data, batch_size=cfg.batch_size, shuffle=True, collate_fn=collate, drop_last=True,
                         num_workers=cfg.num_workers, pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(cfg.seed))
     opt = torch.optim.Adam(post.parameters(), lr=cfg.lr)
-    # Cosine decay to 0: the NLL of single samples is noisy, and a constant rate ends wherever the noise left it.
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.steps)
+    schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: rate_factor(step, cfg.steps, cfg.warmup_steps))
     losses: list[float] = []
     for batch in loader:
         lr, hr, factors = (batch[k].to(device, non_blocking=True) for k in ("lr", "hr", "factors"))
         # The same hidden-X draw for both, so the anchor compares like with like.
         drop = torch.rand(lr.shape[0], device=device) < post.p_unknown
-        q = post(lr, hr, drop_hr=drop)
-        with torch.no_grad():
-            ref_free = reference(lr, hr, drop_hr=drop).mean[:, N_NAMED:]
-        loss = named_factor_nll(q, factors) + cfg.w_keep * (q.mean[:, N_NAMED:] - ref_free).pow(2).sum(1).mean()
+        try:
+            q = post(lr, hr, drop_hr=drop)
+            with torch.no_grad():
+                ref_free = reference(lr, hr, drop_hr=drop).mean[:, N_NAMED:]
+            loss = named_factor_nll(q, factors) + cfg.w_keep * (q.mean[:, N_NAMED:] - ref_free).pow(2).sum(1).mean()
+        except ValueError:  # torch.distributions rejects a non-finite mean or covariance
+            loss = torch.tensor(math.nan)
+        if not math.isfinite(loss.item()):
+            raise PosteriorFitError(f"posterior fit diverged at step {len(losses) + 1} of {cfg.steps} (non-finite loss); "
+                                    f"lower lr (now {cfg.lr:g}) or set warmup_steps / grad_clip")
         opt.zero_grad()
         loss.backward()
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(post.parameters(), cfg.grad_clip)
         opt.step()
         schedule.step()
         losses.append(loss.item())
@@ -114,4 +134,4 @@ def fit_posterior(model: torch.nn.Module, cfg: PosteriorFitConfig, log=print) ->
     return losses
 
 
-__all__ = ["PosteriorFitConfig", "PosteriorFitError", "fit_posterior", "resolve_device"]
+__all__ = ["PosteriorFitConfig", "PosteriorFitError", "fit_posterior", "rate_factor", "resolve_device"]

@@ -152,3 +152,18 @@ def test_spectrum_posterior_gets_gradients_in_every_part():
     post = DegradationPosterior(scale=2, z_dim=4, n_feats=8, spectrum=True)
     post(torch.rand(2, 3, 13, 9), torch.rand(2, 3, 26, 18)).rsample().sum().backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for n, p in post.named_parameters() if n != "unknown")
+
+
+def test_lr_blocks_start_as_identity_then_learn():
+    torch.manual_seed(0)
+    base = DegradationPosterior(scale=2, z_dim=4, n_feats=8).eval()
+    grown = DegradationPosterior(scale=2, z_dim=4, n_feats=8, lr_depth=2).eval()
+    missing, unexpected = grown.load_state_dict(base.state_dict(), strict=False)
+    assert not unexpected and missing and all(k.startswith("lr_blocks.") for k in missing)
+    lr, hr = torch.rand(2, 3, 12, 10), torch.rand(2, 3, 24, 20)
+    a, b = base(lr, hr), grown(lr, hr)
+    assert torch.equal(a.mean, b.mean) and torch.equal(a.scale_tril, b.scale_tril)
+    b.rsample().sum().backward()  # the zero-initialised output convs still get a gradient
+    assert all(blk.body[2].weight.grad.abs().sum() > 0 for blk in grown.lr_blocks)
+    with pytest.raises(ValueError, match="lr_depth"):
+        DegradationPosterior(lr_depth=-1)

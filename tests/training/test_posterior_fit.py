@@ -1,15 +1,18 @@
 """Posterior calibration for whole-image analysis (causalsr/training/posterior_fit.py, deviation 33)."""
+import math
+
 import pytest
 import torch
 from helpers import tiny_config, write_images
 
 from causalsr.cli.main import main
+from causalsr.config import to_dict
 from causalsr.data.datasets import HRPatchDataset, collate
 from causalsr.data.degradations import SamplerConfig
 from causalsr.factors import N_NAMED
-from causalsr.models.causalsr import CausalSR, load_pretrained, save_pretrained
+from causalsr.models.causalsr import CausalSR, load_pretrained, save_pretrained, with_model_overrides
 from causalsr.training.losses import named_factor_nll
-from causalsr.training.posterior_fit import PosteriorFitConfig, PosteriorFitError, fit_posterior
+from causalsr.training.posterior_fit import PosteriorFitConfig, PosteriorFitError, fit_posterior, rate_factor
 
 SAMPLER = SamplerConfig(p_clean=0.3, p_preset=0.3)
 
@@ -115,3 +118,45 @@ def test_cli_model_set_applies_before_fitting(images, tmp_path):
     assert not (tmp_path / "fit.safetensors").exists()
     assert main([*args, "--model-set", "posterior_crop=8"]) == 0
     assert load_pretrained(tmp_path / "fit")[1]["model_config"]["posterior_crop"] == 8
+
+
+def test_rate_factor_warms_up_linearly_then_decays_like_cosine_annealing():
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=50)
+    for step in range(50):  # without warm-up: torch's cosine annealing
+        assert rate_factor(step, 50) == pytest.approx(opt.param_groups[0]["lr"], abs=1e-9)
+        opt.step()
+        cosine.step()
+    assert [rate_factor(s, 50, 4) for s in range(5)] == [0.25, 0.5, 0.75, 1.0, 1.0]
+    assert rate_factor(49, 50, 4) < 0.01
+
+
+def test_a_posterior_grown_by_model_overrides_computes_the_same_then_fits(images):
+    model = _model()
+    info = {"model_config": to_dict(model.cfg)}
+    grown = with_model_overrides(model, info, ["posterior_lr_depth=2"])
+    assert info["model_config"]["posterior_lr_depth"] == 2 and len(grown.posterior.lr_blocks) == 2
+    batch = _held_out(images)
+    with torch.no_grad():
+        assert torch.equal(model.posterior(batch["lr"]).mean, grown.posterior(batch["lr"]).mean)
+    nll0, _ = _whole_image_nll_and_free(grown, batch)
+    losses = fit_posterior(grown, _cfg(images, warmup_steps=5, grad_clip=1.0), log=None)
+    nll1, _ = _whole_image_nll_and_free(grown, batch)
+    assert all(math.isfinite(v) for v in losses) and nll1 < nll0 - 0.5, (nll0, nll1)
+    assert all(blk.body[2].weight.abs().sum() > 0 for blk in grown.posterior.lr_blocks)
+    # Any other change of architecture is refused rather than half-loaded.
+    with pytest.raises(ValueError, match="change the architecture"):
+        with_model_overrides(_model(), {"model_config": to_dict(model.cfg)}, ["posterior_spectrum=false"])
+
+
+def test_a_diverging_fit_is_a_one_line_error_and_the_cli_writes_nothing(images, tmp_path, capsys):
+    with pytest.raises(PosteriorFitError, match="diverged at step"):
+        fit_posterior(_model(), _cfg(images, lr=1e8), log=None)
+    src = tmp_path / "m"
+    save_pretrained(_model(), src)
+    assert main(["fit-posterior", str(src), "-o", str(tmp_path / "fit"), "--set", f"train_roots=[{images}]",
+                 "--set", "lr_patch=16", "--set", "steps=40", "--set", "batch_size=8", "--set", "num_workers=0",
+                 "--set", "lr=1e8"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "diverged" in err and "\n" not in err
+    assert not (tmp_path / "fit.safetensors").exists()
