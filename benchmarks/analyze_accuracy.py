@@ -44,13 +44,14 @@ def main() -> int:
     args = ap.parse_args()
     model = causalsr.load(args.model)
     name, paths = resolve_dataset(args.dataset)
-    rows = {}
+
     def degradation(row: str, i: int) -> DegradationParams:
         if row in PRESETS:
             return preset(row, model.scale, seed=i)
         sigma = float(row.split(" ")[-1])
         return DegradationParams(model.scale, blur_sigma=(sigma, sigma, 0.0), blur_ksize=auto_ksize(sigma), seed=i)
 
+    rows = {}
     for p in [*PRESETS, *(f"gaussian blur {s:g}" for s in args.gaussian_blur)]:
         est = {f: [] for f in FACTOR_NAMES}
         truth = None

@@ -108,12 +108,14 @@ class DegradationPosterior(nn.Module):
         analysis_crop: crop size (LR pixels, a multiple of 8) for analysing
             inputs larger than it; 0 keeps the default crops described above.
         lr_depth: residual blocks (:class:`ResidualConv`) after the LR branch's
-            full-resolution conv; 0 is the paper-sized encoder. Deeper, it can
-            see fine evidence such as the paper's mild 3x3 blur.
+            full-resolution conv; 0 is the paper-sized encoder. Added to see
+            finer evidence (the paper's mild 3x3 blur); measured, 8 blocks did
+            not (docs/paper-mapping.md deviation 34).
 
-    Cost: three 3x3 convs per branch (plus 2 per ``lr_depth`` block), two of them strided, a 1x1 + 3x3 fusion and
-    a 2-layer MLP; an LR image longer than ``max_side`` is analysed on
-    ``crops_per_axis**2`` crops of ``crop_size`` pixels.
+    Cost: three 3x3 convs per branch (plus 2 per ``lr_depth`` block), two of
+    them strided, a 1x1 + 3x3 fusion and a 2-layer MLP; an LR image longer
+    than ``max_side`` is analysed on ``crops_per_axis**2`` crops of
+    ``crop_size`` pixels.
     """
 
     max_side = 256
