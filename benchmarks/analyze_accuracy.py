@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import subprocess
-import time
+import sys
 
 import numpy as np
 
@@ -28,7 +26,7 @@ import causalsr
 from causalsr.atomic import atomic_write_text
 from causalsr.data.datasets import resolve_dataset
 from causalsr.data.degradations import DegradationParams, auto_ksize, degrade_numpy_uint8, preset
-from causalsr.evaluation.harness import load_hr_uint8
+from causalsr.evaluation.harness import load_hr_uint8, run_meta
 from causalsr.factors import FACTOR_NAMES
 
 PRESETS = ("bicubic", "blur", "noise", "jpeg")
@@ -71,9 +69,7 @@ def main() -> int:
         print(f"| {p} | " + " | ".join(f"{r[f]['true']:.1f} / {r[f]['mean']:.2f} ({r[f]['sd_over_images']:.2f})"
                                          for f in FACTOR_NAMES) + " |")
     if args.json:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-        meta = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}",
-                "commit": commit, "model": args.model, "dataset": name, "scale": model.scale}
+        meta = {**run_meta(" ".join(sys.argv)), "model": args.model, "dataset": name, "scale": model.scale}
         atomic_write_text(args.json, json.dumps({"meta": meta, "results": rows}, indent=2))
     return 0
 

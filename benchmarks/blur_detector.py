@@ -25,11 +25,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
-import subprocess
 import sys
 import time
-from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -39,9 +36,9 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from causalsr.atomic import atomic_write_text
 from causalsr.data.datasets import list_images, resolve_dataset
-from causalsr.data.degradations import degrade_numpy_uint8, preset
-from causalsr.evaluation.harness import load_hr_uint8
+from causalsr.evaluation.harness import load_hr_uint8, run_meta
 from causalsr.training.trainer import device_name
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -69,7 +66,7 @@ class Detector(nn.Module):
 
 
 class PairedCrops(Dataset):
-    """Random HR crops (flips, 90-degree turns), each degraded clean and blurred: (2, 3, h, w) uint8-valued floats."""
+    """Random HR crops (flips, 90-degree turns), each degraded clean and blurred: (2, 3, h, w) in [0, 1]."""
 
     def __init__(self, roots, hr_patch: int, length: int, seed: int):
         self.images = [im for r in roots for p in list_images(r)
@@ -85,8 +82,7 @@ class PairedCrops(Dataset):
         y, x = (rng.integers(s - self.hr_patch + 1) for s in im.shape[:2])
         hr = np.rot90(im[y:y + self.hr_patch, x:x + self.hr_patch], rng.integers(4))
         hr = np.ascontiguousarray(hr[:, ::-1] if rng.random() < 0.5 else hr)
-        pair = [degrade_numpy_uint8(hr, preset(p, SCALE, seed=int(rng.integers(2**31)))) for p in ("bicubic", "blur")]
-        return torch.from_numpy(np.stack(pair)).permute(0, 3, 1, 2).float() / 255.0
+        return torch.cat(paired_lr(hr, seed=0))  # neither preset adds noise, so the seed does not matter
 
 
 def train(args: argparse.Namespace) -> None:
@@ -154,11 +150,8 @@ def evaluate(args: argparse.Namespace) -> None:
         print(f"| {label} | {len(s)} | {flagged[1]} / {flagged[0]} | {row['accuracy_at_0']:.2f} | {row['best_threshold_accuracy']:.2f} | "
               f"{row['roc_auc']:.3f} | {row['shift_mean']:.2f} +- {row['shift_sd']:.2f} |", flush=True)
     if args.json:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-        record = {"date": date.today().isoformat(), "machine": platform.processor() or platform.machine(),
-                  "commit": commit, "weights": args.weights, "detector": meta, "sets": rows}
-        with open(args.json, "w") as f:
-            json.dump(record, f, indent=1)
+        record = {**run_meta(" ".join(sys.argv)), "weights": args.weights, "detector": meta, "sets": rows}
+        atomic_write_text(args.json, json.dumps(record, indent=1))
 
 
 def main() -> int:

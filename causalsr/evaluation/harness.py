@@ -188,7 +188,10 @@ def _machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}, torch {torch.__version__}"
 
 
-def run_meta(command: str, grey_convention: str) -> dict:
-    """The "meta" block of a results JSON: when, where, which code, how."""
-    return {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "machine": _machine(), "commit": _git_commit(), "command": command, "grey_convention": grey_convention}
+def run_meta(command: str, grey_convention: str | None = None) -> dict:
+    """The "meta" block of a results JSON: when, where, which code, how (the grey convention where metrics use one)."""
+    meta = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "machine": _machine(), "commit": _git_commit(), "command": command}
+    if grey_convention is not None:
+        meta["grey_convention"] = grey_convention
+    return meta

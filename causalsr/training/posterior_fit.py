@@ -115,7 +115,8 @@ def fit_posterior(model: torch.nn.Module, cfg: PosteriorFitConfig, log=print) ->
             loss = named_factor_nll(q, factors) + cfg.w_keep * (q.mean[:, N_NAMED:] - ref_free).pow(2).sum(1).mean()
         except ValueError:  # torch.distributions rejects a non-finite mean or covariance
             loss = torch.tensor(math.nan)
-        if not math.isfinite(loss.item()):
+        value = loss.item()
+        if not math.isfinite(value):
             raise PosteriorFitError(f"posterior fit diverged at step {len(losses) + 1} of {cfg.steps} (non-finite loss); "
                                     f"lower lr (now {cfg.lr:g}) or set warmup_steps / grad_clip")
         opt.zero_grad()
@@ -124,7 +125,7 @@ def fit_posterior(model: torch.nn.Module, cfg: PosteriorFitConfig, log=print) ->
             torch.nn.utils.clip_grad_norm_(post.parameters(), cfg.grad_clip)
         opt.step()
         schedule.step()
-        losses.append(loss.item())
+        losses.append(value)
         if log is not None and len(losses) % cfg.log_every == 0:
             recent = losses[-cfg.log_every:]
             log(f"posterior fit step {len(losses)}/{cfg.steps} loss {sum(recent) / len(recent):.3f}")
