@@ -13,19 +13,29 @@ the same crop-and-pool path as a whole image at inference, with the
 named-factor NLL. A second term keeps the mean of the unnamed dimensions of Z,
 which the restorer was trained on, where the original posterior put it.
 Listed deviation 33 in docs/paper-mapping.md.
+
+With ``blur_twins`` every training image is also shown with its blur toggled
+(the paper's 3x3 blur added where it had none, removed where it had one; same
+crop, noise draw and JPEG quality), so the only difference within a pair is the
+blur, and ``w_rank`` adds a paired logistic term asking the twin with the blur
+to read more blur than the one without. The paper's mild blur is otherwise
+confounded with image content (deviation 35).
 """
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
-from torch.utils.data import DataLoader
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
 
 from causalsr.data.datasets import HRPatchDataset, collate
-from causalsr.data.degradations import SamplerConfig
-from causalsr.factors import N_NAMED
+from causalsr.data.degradations import PAPER_BLUR_KSIZE, PAPER_BLUR_SIGMA, DegradationParams, SamplerConfig, degrade
+from causalsr.factors import N_NAMED, factor_index
 from causalsr.training.losses import named_factor_nll
 
 
@@ -45,6 +55,9 @@ class PosteriorFitConfig:
     num_workers: int = 1
     log_every: int = 100
     device: str = "auto"      # "auto" (CUDA when there is one), "cpu", "cuda" or "cuda:N"
+    blur_twins: bool = False  # show each image also with its blur toggled (batch_size counts pairs then)
+    w_rank: float = 0.0       # weight of the paired term: the blurred twin reads more blur (needs blur_twins)
+    rank_scale: float = 0.05  # normalised blur difference that counts as one logit in that term
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
 
 
@@ -63,6 +76,42 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise PosteriorFitError(f"device {name!r} asked for, but torch sees no CUDA device here")
     return device
+
+
+BLUR = factor_index("blur")
+
+
+class BlurTwins(Dataset):
+    """Each sample of ``base`` followed by its blur twin: the same HR crop and degradation draws, with the
+    paper's 3x3 blur added if the sample had no blur, or its blur removed if it had one."""
+
+    def __init__(self, base: HRPatchDataset):
+        self.base = base
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, index: int) -> list[dict[str, Any]]:
+        sample = self.base[index]
+        params = DegradationParams.from_dict(sample["params"])
+        if params.blur_sigma is None:
+            twin = dataclasses.replace(params, blur_sigma=(PAPER_BLUR_SIGMA, PAPER_BLUR_SIGMA, 0.0), blur_ksize=PAPER_BLUR_KSIZE)
+        else:
+            twin = dataclasses.replace(params, blur_sigma=None, blur_ksize=0)
+        return [sample, {**sample, "lr": degrade(sample["hr"], twin), "factors": torch.from_numpy(twin.factors()),
+                         "params": twin.to_dict()}]
+
+
+def collate_twins(batch: list[list[dict[str, Any]]]) -> dict[str, Any]:
+    """Pairs -> one batch in which samples 2k and 2k+1 are twins."""
+    return collate([s for pair in batch for s in pair])
+
+
+def blur_rank_loss(blur_mean: torch.Tensor, blur_true: torch.Tensor, scale: float) -> torch.Tensor:
+    """Paired logistic loss on twins (rows 2k, 2k+1): -log sigmoid((mean of the blurred - mean of the other) / scale)."""
+    mean, true = blur_mean.view(-1, 2), blur_true.view(-1, 2)
+    sign = torch.where(true[:, 0] > true[:, 1], 1.0, -1.0)
+    return F.softplus(-sign * (mean[:, 0] - mean[:, 1]) / scale).mean()
 
 
 def rate_factor(step: int, steps: int, warmup_steps: int = 0) -> float:
@@ -97,22 +146,29 @@ def fit_posterior(model: torch.nn.Module, cfg: PosteriorFitConfig, log=print) ->
     reference = copy.deepcopy(post).eval().requires_grad_(False)
     model.eval().requires_grad_(False)
     post.train().requires_grad_(True)
+    if cfg.w_rank and not cfg.blur_twins:
+        raise PosteriorFitError("w_rank needs blur_twins: the paired term compares twins")
     data = HRPatchDataset(cfg.train_roots, post.scale, cfg.lr_patch * post.scale, cfg.sampler, seed=cfg.seed)
     data.repeat = math.ceil(cfg.steps * cfg.batch_size / len(data.images))  # one epoch holds every step
-    loader = DataLoader(data, batch_size=cfg.batch_size, shuffle=True, collate_fn=collate, drop_last=True,
+    loader = DataLoader(BlurTwins(data) if cfg.blur_twins else data, batch_size=cfg.batch_size, shuffle=True,
+                        collate_fn=collate_twins if cfg.blur_twins else collate, drop_last=True,
                         num_workers=cfg.num_workers, pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(cfg.seed))
     opt = torch.optim.Adam(post.parameters(), lr=cfg.lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: rate_factor(step, cfg.steps, cfg.warmup_steps))
     losses: list[float] = []
     for batch in loader:
         lr, hr, factors = (batch[k].to(device, non_blocking=True) for k in ("lr", "hr", "factors"))
-        # The same hidden-X draw for both, so the anchor compares like with like.
-        drop = torch.rand(lr.shape[0], device=device) < post.p_unknown
+        # The same hidden-X draw for both, so the anchor compares like with like (and for both twins).
+        drop = torch.rand(lr.shape[0] // 2 if cfg.blur_twins else lr.shape[0], device=device) < post.p_unknown
+        if cfg.blur_twins:
+            drop = drop.repeat_interleave(2)
         try:
             q = post(lr, hr, drop_hr=drop)
             with torch.no_grad():
                 ref_free = reference(lr, hr, drop_hr=drop).mean[:, N_NAMED:]
             loss = named_factor_nll(q, factors) + cfg.w_keep * (q.mean[:, N_NAMED:] - ref_free).pow(2).sum(1).mean()
+            if cfg.w_rank:
+                loss = loss + cfg.w_rank * blur_rank_loss(q.mean[:, BLUR], factors[:, BLUR], cfg.rank_scale)
         except ValueError:  # torch.distributions rejects a non-finite mean or covariance
             loss = torch.tensor(math.nan)
         value = loss.item()
@@ -135,4 +191,5 @@ def fit_posterior(model: torch.nn.Module, cfg: PosteriorFitConfig, log=print) ->
     return losses
 
 
-__all__ = ["PosteriorFitConfig", "PosteriorFitError", "fit_posterior", "rate_factor", "resolve_device"]
+__all__ = ["BlurTwins", "PosteriorFitConfig", "PosteriorFitError", "blur_rank_loss", "collate_twins", "fit_posterior",
+           "rate_factor", "resolve_device"]

@@ -1,18 +1,22 @@
 """Posterior calibration for whole-image analysis (causalsr/training/posterior_fit.py, deviation 33)."""
 import math
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from helpers import tiny_config, write_images
 
 from causalsr.cli.main import main
 from causalsr.config import to_dict
 from causalsr.data.datasets import HRPatchDataset, collate
-from causalsr.data.degradations import SamplerConfig
+from causalsr.data.degradations import DegradationParams, SamplerConfig, degrade
 from causalsr.factors import N_NAMED
 from causalsr.models.causalsr import CausalSR, load_pretrained, save_pretrained, with_model_overrides
 from causalsr.training.losses import named_factor_nll
-from causalsr.training.posterior_fit import PosteriorFitConfig, PosteriorFitError, fit_posterior, rate_factor
+from causalsr.training.posterior_fit import (
+    BlurTwins, PosteriorFitConfig, PosteriorFitError, blur_rank_loss, collate_twins, fit_posterior, rate_factor,
+)
 
 SAMPLER = SamplerConfig(p_clean=0.3, p_preset=0.3)
 
@@ -160,3 +164,63 @@ def test_a_diverging_fit_is_a_one_line_error_and_the_cli_writes_nothing(images, 
     err = capsys.readouterr().err.strip()
     assert "diverged" in err and "\n" not in err
     assert not (tmp_path / "fit.safetensors").exists()
+
+
+def test_blur_twins_differ_only_in_the_blur(images):
+    data = HRPatchDataset([str(images)], 2, 32, SamplerConfig(p_clean=0.0, p_preset=0.0, p_blur=0.5, p_noise=1.0), seed=5)
+    twins = BlurTwins(data)
+    seen = set()
+    for i in range(12):
+        a, b = twins[i]
+        assert torch.equal(a["hr"], b["hr"]) and torch.equal(a["lr"], data[i]["lr"])
+        pa, pb = DegradationParams.from_dict(a["params"]), DegradationParams.from_dict(b["params"])
+        assert (pa.blur_sigma is None) != (pb.blur_sigma is None)
+        assert pb.blur_sigma in (None, (2.0, 2.0, 0.0)) and pb.blur_ksize in (0, 3)
+        assert (pa.noise_sigma, pa.jpeg_quality, pa.seed) == (pb.noise_sigma, pb.jpeg_quality, pb.seed)
+        assert torch.equal(b["lr"], degrade(b["hr"], pb))  # the twin is that degradation, same noise draw
+        assert b["factors"][1:].tolist() == a["factors"][1:].tolist()
+        seen.add(pa.blur_sigma is None)
+    assert seen == {True, False}
+    batch = collate_twins([twins[0], twins[1]])
+    assert batch["lr"].shape[0] == 4 and torch.equal(batch["lr"][1], twins[0][1]["lr"])
+
+
+def test_blur_rank_loss_is_a_paired_logistic_loss():
+    mean = torch.tensor([0.5, 0.1, 0.2, 0.6], requires_grad=True)
+    true = torch.tensor([2.0, 0.0, 0.0, 1.5])  # pair 1: blurred first; pair 2: blurred second
+    loss = blur_rank_loss(mean, true, 0.1)
+    expected = (math.log1p(math.exp(-4.0)) + math.log1p(math.exp(-4.0))) / 2
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+    loss.backward()
+    assert mean.grad[0] < 0 < mean.grad[1] and mean.grad[3] < 0 < mean.grad[2]  # descent widens each gap
+    assert blur_rank_loss(torch.tensor([0.1, 0.5]), torch.tensor([2.0, 0.0]), 0.1).item() > math.log(2)
+
+
+@pytest.fixture(scope="module")
+def textured(tmp_path_factory):
+    """Fine texture, where a 3x3 blur before a x2 downscale is visible (the smooth images hide it)."""
+    folder = tmp_path_factory.mktemp("textured")
+    rng = np.random.default_rng(1)
+    for i in range(6):
+        Image.fromarray(rng.uniform(0, 255, (64, 64, 3)).astype(np.uint8)).save(folder / f"t{i}.png")
+    return folder
+
+
+def test_paired_term_teaches_twins_apart(textured):
+    images = textured
+    twins = BlurTwins(HRPatchDataset([str(images)], 2, 32, SAMPLER, seed=321))  # held out: another seed
+    batch = collate_twins([twins[i] for i in range(12)])
+
+    def correct_order(model):
+        with torch.no_grad():
+            mean = model.posterior(batch["lr"]).mean[:, 0].view(-1, 2)
+        blurred_first = batch["factors"][:, 0].view(-1, 2)
+        return ((mean[:, 0] > mean[:, 1]) == (blurred_first[:, 0] > blurred_first[:, 1])).float().mean().item()
+
+    model = _model()
+    before = correct_order(model)
+    fit_posterior(model, _cfg(images, blur_twins=True, w_rank=1.0, steps=60), log=None)
+    after = correct_order(model)
+    assert after >= 0.75 and after > before, (before, after)
+    with pytest.raises(PosteriorFitError, match="blur_twins"):
+        fit_posterior(_model(), _cfg(images, w_rank=1.0), log=None)
