@@ -46,11 +46,17 @@ def card(info: dict, evals: list[dict], note: str) -> str:
         f"| losses | {cfg.get('loss', {}).get('rec_norm')} restoration, all seven terms of Eq. 22 on (see docs/paper-mapping.md) |",
         f"| validation during training | {t.get('val', {})} |",
     ]
-    fit = info.get("posterior_fit")
-    if fit:
+    fits, fit = [], info.get("posterior_fit")
+    while fit:  # earliest calibration first
+        fits.insert(0, fit)
+        fit = fit.get("previous")
+    for i, fit in enumerate(fits, 1):
         c = fit["config"]
-        lines.append(f"| posterior calibration | `causalsr fit-posterior`, {fit['steps']} steps on {c['lr_patch']}-px LR "
-                     f"images from {', '.join(c['train_roots'])}, batch {c['batch_size']}, sampler {c['sampler']}"
+        paired = (f", blur twins, paired blur term weight {c.get('w_rank', 0.0)} (deviation 35)"
+                  if c.get("blur_twins") else "")
+        lines.append(f"| posterior calibration {i} of {len(fits)} | `causalsr fit-posterior`, {fit['steps']} steps on "
+                     f"{c['lr_patch']}-px LR images from {', '.join(c['train_roots'])}, batch {c['batch_size']}, "
+                     f"Adam {c['lr']:g}, sampler {c['sampler']}{paired}"
                      + (f", {fit['wall_time_s'] / 60:.1f} min on {fit['device']}" if "device" in fit else "")
                      + " (deviation 33) |")
     lines += [

@@ -58,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
     meta["posterior_fit"] = {"from": args.model, "config": to_dict(cfg), "first_loss": losses[0], "last_loss": losses[-1],
                              "steps": len(losses), "device": device_name(device),
                              "wall_time_s": round(time.monotonic() - started, 1)}
+    if "posterior_fit" in info:  # a calibration of a calibrated model keeps the earlier record
+        meta["posterior_fit"]["previous"] = info["posterior_fit"]
     weights, config = save_pretrained(model, out_stem, meta)
     print(f"wrote {weights} and {config} ({len(losses)} steps, loss {losses[0]:.3f} -> {losses[-1]:.3f})")
     return 0

@@ -1,11 +1,12 @@
 """Posterior calibration for whole-image analysis (causalsr/training/posterior_fit.py, deviation 33)."""
+import importlib.util
 import math
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
-from helpers import tiny_config, write_images
+from helpers import REPO, tiny_config, write_images
 
 from causalsr.cli.main import main
 from causalsr.config import to_dict
@@ -17,6 +18,15 @@ from causalsr.training.losses import named_factor_nll
 from causalsr.training.posterior_fit import (
     BlurTwins, PosteriorFitConfig, PosteriorFitError, blur_rank_loss, collate_twins, fit_posterior, rate_factor,
 )
+
+
+def bundle_card(info, evals, note):
+    """scripts/bundle_model.py's model card (a script, not a module of the package)."""
+    spec = importlib.util.spec_from_file_location("bundle_model", REPO / "scripts" / "bundle_model.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.card(info, evals, note)
+
 
 SAMPLER = SamplerConfig(p_clean=0.3, p_preset=0.3)
 
@@ -110,6 +120,12 @@ def test_cli_writes_a_new_checkpoint_and_never_overwrites_the_input(images, tmp_
     assert info["posterior_fit"]["device"] and info["posterior_fit"]["wall_time_s"] >= 0  # what the card reports
     diff = {k for k, v in old.state_dict().items() if not torch.equal(v, new.state_dict()[k])}
     assert diff and all(k.startswith("posterior.") for k in diff)
+    # A second calibration keeps the first one's record, and the model card lists both in order.
+    assert main(["fit-posterior", str(tmp_path / "fit"), "-o", str(tmp_path / "fit2"), *common, "--set", "steps=2"]) == 0
+    _, info2 = load_pretrained(tmp_path / "fit2")
+    assert info2["posterior_fit"]["steps"] == 2 and info2["posterior_fit"]["previous"] == info["posterior_fit"]
+    card = bundle_card(info2, [], "")
+    assert card.index("calibration 1 of 2 | `causalsr fit-posterior`, 3 steps") < card.index("calibration 2 of 2 | `causalsr fit-posterior`, 2 steps")
 
 
 def test_cli_model_set_applies_before_fitting(images, tmp_path):
