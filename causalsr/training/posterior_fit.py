@@ -140,14 +140,14 @@ def fit_posterior(model: torch.nn.Module, cfg: PosteriorFitConfig, log=print) ->
                                 f"(got posterior_crop {crop}, lr_patch {cfg.lr_patch})")
     if not cfg.train_roots:
         raise PosteriorFitError("posterior calibration needs train_roots (HR image folders)")
+    if cfg.w_rank and not cfg.blur_twins:
+        raise PosteriorFitError("w_rank needs blur_twins: the paired term compares twins")
     torch.manual_seed(cfg.seed)
     device = resolve_device(cfg.device)
     model.to(device)
     reference = copy.deepcopy(post).eval().requires_grad_(False)
     model.eval().requires_grad_(False)
     post.train().requires_grad_(True)
-    if cfg.w_rank and not cfg.blur_twins:
-        raise PosteriorFitError("w_rank needs blur_twins: the paired term compares twins")
     data = HRPatchDataset(cfg.train_roots, post.scale, cfg.lr_patch * post.scale, cfg.sampler, seed=cfg.seed)
     data.repeat = math.ceil(cfg.steps * cfg.batch_size / len(data.images))  # one epoch holds every step
     loader = DataLoader(BlurTwins(data) if cfg.blur_twins else data, batch_size=cfg.batch_size, shuffle=True,
