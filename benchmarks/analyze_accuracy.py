@@ -68,7 +68,7 @@ def main() -> int:
                        "abs_error_of_mean": float(abs(np.mean(v) - t))}
                    for (f, v), t in zip(est.items(), truth)}
         blur_readings[p] = np.array(est["blur"])
-        if truth[0] > 0:
+        if truth[FACTOR_NAMES.index("blur")] > 0:
             rows[p]["blur"]["auc_vs_bicubic"] = roc_auc(blur_readings["bicubic"], blur_readings[p])
     print(f"| preset | " + " | ".join(f"{f}: true / mean est. (sd)" for f in FACTOR_NAMES) + " |")
     print("|---|" + "---|" * len(FACTOR_NAMES))

@@ -27,14 +27,9 @@ from causalsr.atomic import atomic_write_text
 from causalsr.data.datasets import resolve_dataset
 from causalsr.data.degradations import DegradationParams, auto_ksize, degrade_numpy_uint8, preset
 from causalsr.evaluation.harness import load_hr_uint8, run_meta
+from causalsr.metrics.psnr_ssim import psnr
 
 SCALE = 4
-
-
-def rgb_psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR (dB, peak 255) over all RGB values of two uint8 images; inf when they are equal."""
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
 
 
 def main() -> int:
@@ -53,10 +48,10 @@ def main() -> int:
         for i, path in enumerate(paths):
             hr, _ = load_hr_uint8(path)
             blurred = degrade_numpy_uint8(hr, preset("blur", SCALE, seed=i))
-            vs_clean.append(rgb_psnr(blurred, degrade_numpy_uint8(hr, preset("bicubic", SCALE, seed=i))))
+            vs_clean.append(psnr(blurred, degrade_numpy_uint8(hr, preset("bicubic", SCALE, seed=i)), y=False))
             for j, s in enumerate(sigmas):
                 lr = degrade_numpy_uint8(hr, DegradationParams(SCALE, blur_sigma=(s, s, 0.0), blur_ksize=auto_ksize(s), seed=i))
-                psnrs[i, j], same[i, j] = rgb_psnr(blurred, lr), float((blurred == lr).mean())
+                psnrs[i, j], same[i, j] = psnr(blurred, lr, y=False), float((blurred == lr).mean())
         best = int(np.argmax(psnrs.mean(0)))
         row = {"images": len(paths), "sigmas": sigmas.tolist(), "mean_psnr_per_sigma": psnrs.mean(0).tolist(),
                "closest_sigma": float(sigmas[best]), "psnr_at_closest": float(psnrs[:, best].mean()),
