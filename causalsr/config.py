@@ -75,8 +75,19 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | None) -> dict[s
     return data
 
 
-def load_yaml(path: str | Path) -> dict[str, Any]:
+def merge(base: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
+    """`child` over `base`, section by section (nested mappings merge; other values replace)."""
+    out = dict(base)
+    for k, v in child.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A YAML mapping; a top-level `base: other.yaml` (relative to this file) is loaded first and overridden."""
     path = Path(path)
+    if path.resolve() in _seen:
+        raise ConfigError(f"{path}: presets inherit from each other in a loop")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
@@ -85,7 +96,10 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping")
-    return data
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    return merge(load_yaml(path.parent / str(base), (*_seen, path.resolve())), data)
 
 
 def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] | None = None) -> T:

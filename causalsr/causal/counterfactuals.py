@@ -44,6 +44,7 @@ class Counterfactual:
 
     x_cf: torch.Tensor        # X' in [0, 1]; differentiable w.r.t. psi through alpha
     z: torch.Tensor           # Z ~ q(Z | X, Y) (line 6), detached
+    z_ref: torch.Tensor       # mean of q(Z | X, Y): what lines 15-16 compare Z' with and pull it towards
     z_cf: torch.Tensor        # posterior mean of q(Z | X', Y) after line 16, detached
     alpha: torch.Tensor       # per-sample alpha of Eq. 14
     h: torch.Tensor           # sigma(h_psi(X, Y)) (line 7)
@@ -80,8 +81,10 @@ def generate_counterfactual(model, hr: torch.Tensor, lr: torch.Tensor, ctx: torc
     # line 10: X' = X + alpha g_kl + beta g_rec ; line 12: clip to [0, 1]
     a = alpha.view(-1, 1, 1, 1)
     x_cf = (hr.detach() + a * _rms_normalise(g_kl) + beta * _rms_normalise(g_rec)).clamp(0.0, 1.0)
-    # line 14: Z' = mean of q(Z | X', Y); lines 15-16: if ||Z' - Z|| > delta, step X' back towards Z
-    z_target = z.detach()
+    # line 14: Z' = mean of q(Z | X', Y); lines 15-16: if ||Z' - Z|| > delta, step X' back towards Z.
+    # Z' is a mean, so it is compared with the mean of q(Z | X, Y): against the sample Z the distance
+    # holds the sampling noise (about sqrt(d) posterior stds) and line 15 always fired.
+    z_target = q.mean.detach()
     x_probe = x_cf.detach().requires_grad_(True)
     z_prime = model.posterior(lr, x_probe, drop_hr=keep).mean
     dist = (z_prime - z_target).pow(2).sum(dim=1)
@@ -91,4 +94,4 @@ def generate_counterfactual(model, hr: torch.Tensor, lr: torch.Tensor, ctx: torc
     x_cf = (x_cf - step).clamp(0.0, 1.0)
     with torch.no_grad():
         z_cf = model.posterior(lr, x_cf.detach(), drop_hr=keep).mean
-    return Counterfactual(x_cf=x_cf, z=z_target, z_cf=z_cf, alpha=alpha, h=h, corrected=corrected)
+    return Counterfactual(x_cf=x_cf, z=z.detach(), z_ref=z_target, z_cf=z_cf, alpha=alpha, h=h, corrected=corrected)

@@ -11,6 +11,14 @@ Both condition every decoder level (`LevelConditioning`):
   feature map and added.
 
 The per-level heads start at zero, so conditioning starts as the identity.
+
+With `factor_maps` = k > 0 the first k entries of `cond` (the named factors of
+Z: blur, noise, JPEG) are also broadcast to k constant maps and concatenated to
+the input image, as SRMD and FFDNet feed their degradation maps: a path the
+first convolution cannot switch off, since its gradient is the map itself.
+`trunk` "silu" makes the shared trunks Linear + SiLU; "relu" (the default, kept
+so earlier checkpoints load) died in every trained model (all units <= 0 for
+every input: issue 13).
 `ctx_box` = (top, left, bottom, right) as fractions of the whole image says
 which part of the image `lr` is (tiled inference): the context map is then
 sampled at that region's positions instead of being stretched over the tile.
@@ -63,13 +71,26 @@ def _resize_map(m: torch.Tensor, size: tuple[int, int], box: Box | None) -> torc
     return F.grid_sample(m, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
+TRUNKS = {"relu": lambda: nn.ReLU(inplace=True), "silu": nn.SiLU}
+
+
+def with_factor_maps(img: torch.Tensor, cond: torch.Tensor, k: int) -> torch.Tensor:
+    """`img` with the first `k` entries of `cond` appended as constant channels (SRMD-style maps)."""
+    if k == 0:
+        return img
+    maps = cond[:, :k, None, None].to(img.dtype).expand(img.shape[0], k, *img.shape[-2:])
+    return torch.cat([img, maps], dim=1)
+
+
 class Conditioning(nn.Module):
     """Shared trunks: cond -> hidden vector; ctx tokens -> hidden map on the token grid."""
 
-    def __init__(self, cond_dim: int, ctx_dim: int, hidden: int):
+    def __init__(self, cond_dim: int, ctx_dim: int, hidden: int, trunk: str = "relu"):
         super().__init__()
-        self.cond = nn.Sequential(nn.Linear(cond_dim, hidden), nn.ReLU(inplace=True))
-        self.ctx = nn.Sequential(nn.Linear(ctx_dim, hidden), nn.ReLU(inplace=True))
+        if trunk not in TRUNKS:
+            raise ValueError(f"backbone trunk must be one of {', '.join(TRUNKS)}, got {trunk!r}")
+        self.cond = nn.Sequential(nn.Linear(cond_dim, hidden), TRUNKS[trunk]())
+        self.ctx = nn.Sequential(nn.Linear(ctx_dim, hidden), TRUNKS[trunk]())
 
     def forward(self, cond: torch.Tensor, ctx_tokens: torch.Tensor | None):
         h = self.cond(cond)
@@ -131,14 +152,17 @@ class EfficientRestorer(nn.Module):
         n_feats: feature channels (48).
         n_blocks: residual blocks (8).
         cond_hidden: width of the shared conditioning trunks (32).
+        factor_maps: leading `cond` entries also fed as input maps (0 = none; 3 = the named factors).
+        trunk: activation of the shared trunks, "relu" or "silu".
     """
 
     def __init__(self, scale: int = 4, cond_dim: int = 264, ctx_dim: int = 256, n_feats: int = 48,
-                 n_blocks: int = 8, cond_hidden: int = 32):
+                 n_blocks: int = 8, cond_hidden: int = 32, factor_maps: int = 0, trunk: str = "relu"):
         super().__init__()
         self.scale = scale
-        self.conditioning = Conditioning(cond_dim, ctx_dim, cond_hidden)
-        self.head = nn.Conv2d(3, n_feats, 3, padding=1)
+        self.factor_maps = factor_maps
+        self.conditioning = Conditioning(cond_dim, ctx_dim, cond_hidden, trunk)
+        self.head = nn.Conv2d(3 + factor_maps, n_feats, 3, padding=1)
         self.blocks = nn.ModuleList(ResBlock(n_feats, cond_hidden) for _ in range(n_blocks))
         self.body = nn.Conv2d(n_feats, n_feats, 3, padding=1)
         self.upsample = nn.Sequential(zero_init(nn.Conv2d(n_feats, 3 * scale * scale, 3, padding=1)),
@@ -147,7 +171,7 @@ class EfficientRestorer(nn.Module):
     def forward(self, lr: torch.Tensor, cond: torch.Tensor, ctx_tokens: torch.Tensor | None = None,
                 ctx_box: Box | None = None) -> torch.Tensor:
         h, ctx_map = self.conditioning(cond, ctx_tokens)
-        x = feat = self.head(lr)
+        x = feat = self.head(with_factor_maps(lr, cond, self.factor_maps))
         for block in self.blocks:
             x = block(x, h, ctx_map, ctx_box)
         x = self.body(x) + feat
@@ -180,16 +204,18 @@ class TableIRestorer(nn.Module):
         cond_dim, ctx_dim: as for `EfficientRestorer`.
         width: channel multiplier (1.0 = Table I).
         cond_hidden: width of the shared conditioning trunks (64).
+        factor_maps, trunk: as for `EfficientRestorer`.
     """
 
     def __init__(self, scale: int = 4, cond_dim: int = 264, ctx_dim: int = 256, width: float = 1.0,
-                 cond_hidden: int = 64):
+                 cond_hidden: int = 64, factor_maps: int = 0, trunk: str = "relu"):
         super().__init__()
         self.scale = scale
+        self.factor_maps = factor_maps
         enc = [max(1, round(c * width)) for c in TABLE_I_ENCODER]
         dec = [max(1, round(c * width)) for c in TABLE_I_DECODER]
-        self.conditioning = Conditioning(cond_dim, ctx_dim, cond_hidden)
-        levels, c_in = [], 3
+        self.conditioning = Conditioning(cond_dim, ctx_dim, cond_hidden, trunk)
+        levels, c_in = [], 3 + factor_maps
         for i, c in enumerate(enc):
             levels.append(nn.Sequential(_conv_relu(c_in, c, stride=1 if i == 0 else 2), _conv_relu(c, c)))
             c_in = c
@@ -216,7 +242,7 @@ class TableIRestorer(nn.Module):
             up_p = F.pad(up, (0, pw, 0, ph), mode="reflect" if ph < H and pw < W else "replicate")
         else:
             up_p = up
-        x = self.encoder(up_p)
+        x = self.encoder(with_factor_maps(up_p, cond, self.factor_maps))
         for level, cond_level in zip(self.decoder, self.dec_cond):
             x = cond_level(level(x), h, ctx_map, ctx_box)
         return self.output(x)[..., :H, :W] + up

@@ -33,10 +33,14 @@ class LossConfig:
     w_consistency: float = 0.01  # weight of L_rec's degradation-consistency part (f_y) beside the restoration part
     grad_gamma: float = 0.1   # gamma in L_rec's gradient term
     rec_norm: str = "l2"      # "l2" as Eq. 23; "l1" trains faster for PSNR (a listed deviation)
-    entropy_weight: float = 1.0
+    entropy_weight: float = 0.0  # extra entropy bonus; the KL already holds -H(q), so 0 counts it once
     sem_beta: float = 1.0     # beta in L_sem's second term
     sem_batch: int = 0        # samples used by L_sem's first term (0 = whole batch); it is the costliest term on CPU
     contrast_tau: float = 0.1
+    ctx_contrast: float = 1.0  # weight of L_sem's InfoNCE between C(Y) and C(X): a constant C cannot satisfy it
+    # Restorer conditioning (issue 13): with probability p_oracle R is told the true named factors,
+    # jittered by the posterior's own standard deviation; otherwise the posterior mean, as at inference.
+    p_oracle: float = 0.5
     contrast_lambda: float = 1.0
     momentum: float = 0.99    # Alg. 2 line 20
     # Algorithm 1
@@ -46,6 +50,7 @@ class LossConfig:
     cf_delta: float = 0.05
     cf_lambda: float = 0.004
     cf_every: int = 1         # run Algorithm 1 every k steps (CPU budget); 1 = every step
+    cf_div: float = 1e-3      # reward for X' differing from X (psi, through alpha): sem_cf alone is minimised by alpha = 0
     # Eq. 24 dynamic weights
     dyn_gamma: float = 0.5
     dyn_alpha: float = 1.0
@@ -57,6 +62,8 @@ class LossConfig:
     int_lambda1: float = 1.0
     int_lambda2: float = 0.01
     int_lambda3: float = 0.01
+    int_margin: float = 0.1   # an intervention must move its target factor by this much (normalised units)
+    int_effect: float = 1.0   # weight of that hinge: without it the fit term's optimum is g_psi = identity
 
 
 @dataclass
@@ -184,7 +191,7 @@ class Objective:
         # restorer never sees X-derived Z. (Samples made the free dimensions, std ~1.7, pure noise
         # to R: Set5 x4 gained only 0.42 dB over bicubic after 2000 cpu-small steps.)
         with torch.no_grad():
-            z_inf = m.posterior(lr, None).mean
+            z_inf = self.restorer_z(m.posterior(lr, None), batch["factors"])
         sr = m.restore(lr, z_inf, tokens, pooled)
 
         # phi: posterior with X (randomly hidden), KL to the structured prior, entropy, structure, named factors.
@@ -192,8 +199,9 @@ class Objective:
         z = q.rsample()
         kl = m.prior.kl(q, ctx, n_samples=1, adjacency=m.prior_adjacency()).mean()
         entropy = q.entropy().mean()
-        # Anti-collapse sign: entropy is rewarded (subtracted), see the mapping.
+        # KL(q || p) = E_q[log q - log p] already holds -H(q); entropy_weight adds an optional extra bonus.
         terms["causal"] = kl - c.entropy_weight * entropy
+        terms["entropy"] = entropy.detach()
         terms["struct"] = structure_penalty(q.covariance_matrix)
         terms["aux"] = named_factor_nll(q, batch["factors"])
         # Degradation consistency: -log p(Y | X, Z) per pixel (theta: mechanism) with Z detached.
@@ -212,7 +220,9 @@ class Objective:
             with torch.no_grad():
                 tokens_hr = m.semantic(hr)
                 pooled_hr = m.sct(tokens_hr)[1]
-            sem_ctx = (pooled - pooled_hr).abs().mean()
+            # L1 to the HR context, plus InfoNCE against the other images' HR contexts: a constant C
+            # satisfies the L1 part exactly (it did: spread 0.003 across Set14), never the InfoNCE part.
+            sem_ctx = (pooled - pooled_hr).abs().mean() + c.ctx_contrast * info_nce(pooled, pooled_hr, c.contrast_tau)
         else:
             sem_ctx = zero
 
@@ -228,7 +238,7 @@ class Objective:
             # theta part: the mechanism and the restorer both learn from (X', Y_cf).
             # X' keeps X's semantics (that is what L_sem enforces), so Y_cf reuses Y's context C.
             with torch.no_grad():
-                z_cf_inf = m.posterior(y_cf, None).mean
+                z_cf_inf = self.restorer_z(m.posterior(y_cf, None), batch["factors"])
             cf_theta = (m.mechanism(x_cf, z.detach()) - y_cf).pow(2).mean() + \
                 reconstruction_loss(m.restore(y_cf, z_cf_inf, tokens, pooled), x_cf, c.grad_gamma, self.rec_norm)
             terms["cf"] = cf_phi + cf_theta
@@ -238,17 +248,23 @@ class Objective:
             # On the first `sem_batch` samples only: it back-propagates through the frozen encoder.
             k = c.sem_batch or hr.shape[0]
             sem_cf = (m.semantic_features(cf.x_cf[:k]) - tokens_hr[:k].mean(1)).pow(2).mean() if m.use_sct else zero
-            psi = psi + w["sem"] * sem_cf
+            # Diversity reward: without it psi's only loss through alpha (sem_cf) is minimised by h_psi -> 0.
+            psi = psi + w["sem"] * sem_cf - c.cf_div * (cf.x_cf - hr).abs().mean()
             terms["sem"] = sem_cf + c.sem_beta * sem_ctx
-            # Eq. 16 with momentum keys (Alg. 2 line 20); encoder features are phi's, so detached here.
+            # Eq. 16 with momentum keys (Alg. 2 line 20). The queries are the posterior's embedding of
+            # (Y, X) and its sample Z: phi learns from L_con through them (heads frozen), theta through
+            # the heads f, g (queries detached), so each block gets exactly its own gradient.
+            keep = torch.zeros(lr.shape[0], dtype=torch.bool, device=lr.device)
+            e_x = m.posterior.embed(lr, hr, drop_hr=keep)
             with torch.no_grad():
-                keep = torch.zeros(lr.shape[0], dtype=torch.bool, device=lr.device)
-                e_x = m.posterior.embed(lr, hr, drop_hr=keep)
                 e_cf = m.posterior.embed(y_cf, x_cf, drop_hr=keep)
                 f_k, g_k = m.f_momentum(e_cf), m.g_momentum(cf.z_cf)
-            terms["con"] = hierarchical_contrastive(m.f_head(e_x), f_k, m.g_head(cf.z), g_k,
+            terms["con"] = hierarchical_contrastive(m.f_head(e_x.detach()), f_k, m.g_head(z.detach()), g_k,
                                                     c.contrast_tau, c.contrast_lambda)
+            con_phi = hierarchical_contrastive(frozen_call(m.f_head, e_x), f_k, frozen_call(m.g_head, z), g_k,
+                                               c.contrast_tau, c.contrast_lambda)
             theta = theta + w["con"] * terms["con"]
+            blocks["phi"] = blocks["phi"] + w["con"] * con_phi
         else:
             terms["sem"] = c.sem_beta * sem_ctx
         theta = theta + w["sem"] * c.sem_beta * sem_ctx
@@ -265,8 +281,11 @@ class Objective:
             logits_int = frozen_call(m.discriminator, z_int)
             gen_loss = F.binary_cross_entropy_with_logits(logits_int, torch.ones_like(logits_int))
             fit = (lr - frozen_call(m.mechanism, hr, z_int)).pow(2).mean()
+            # The intervention must act on its target factor: fit alone is minimised by the identity.
+            moved = (z_int - z_d).gather(1, types[:, None]).abs().squeeze(1)
+            effect = F.relu(c.int_margin - moved).mean()
             psi_int = (c.w_adv * gen_loss + c.int_lambda1 * fit + c.int_lambda2 * m.intervention.omega(z_d, types, ctx=ctx)
-                       + c.int_lambda3 * m.intervention.strength_penalty())
+                       + c.int_lambda3 * m.intervention.strength_penalty() + c.int_effect * effect)
             terms["int_psi"] = psi_int
             psi = psi + w["int"] * psi_int
             # disc: Eq. 20's max over D on detached latents.
@@ -278,6 +297,21 @@ class Objective:
         w.observe({k: float(v.detach()) for k, v in terms.items() if k in self.TERMS})
         w.maybe_update(step, total_steps)
         return LossOutput(terms, blocks, dict(w.current))
+
+    def restorer_z(self, q: MultivariateNormal, factors: torch.Tensor) -> torch.Tensor:
+        """Z for R: the posterior mean, its named dims replaced by the true factors with prob. p_oracle.
+
+        The true factors are jittered by the posterior's own standard deviation, so R learns to
+        obey Z at the precision blind inference gives it; unknown factors (NaN) keep the mean.
+        """
+        z = q.mean.clone()
+        known = torch.isfinite(factors).all(dim=1)
+        pick = known & (torch.rand(z.shape[0], device=z.device) < self.cfg.p_oracle)
+        if pick.any():
+            std = q.stddev[:, :N_NAMED]
+            told = normalise(torch.nan_to_num(factors)) + std * torch.randn_like(std)
+            z[:, :N_NAMED] = torch.where(pick[:, None], told, z[:, :N_NAMED])
+        return z
 
     def _counterfactual_lr(self, batch: dict, x_cf: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """Y_cf: the real pipeline on X' with the same parameters and noise seed; the mechanism when unknown."""

@@ -43,7 +43,7 @@ def test_alpha_follows_eq14_and_trains_h_psi(make_tiny_model):
     assert all(p.grad is None for p in model.posterior.parameters())  # g_kl, g_rec are X-gradients only
 
 
-def test_line16_step_pulls_encoding_back_towards_z(make_tiny_model):
+def test_line16_step_pulls_encoding_back_towards_the_posterior_mean(make_tiny_model):
     model = make_tiny_model(2)
     hr, lr, ctx = _inputs()
     base = {**KW, "alpha0": 0.2, "delta": 0.0}
@@ -52,7 +52,19 @@ def test_line16_step_pulls_encoding_back_towards_z(make_tiny_model):
     torch.manual_seed(3)
     fixed = generate_counterfactual(model, hr, lr, ctx, **{**base, "lam": 0.002})
     assert torch.equal(no_fix.z, fixed.z)
-    d0 = (no_fix.z_cf - no_fix.z).norm(dim=1)
-    d1 = (fixed.z_cf - fixed.z).norm(dim=1)
+    assert torch.equal(no_fix.z_ref, fixed.z_ref)
+    d0 = (no_fix.z_cf - no_fix.z_ref).norm(dim=1)
+    d1 = (fixed.z_cf - fixed.z_ref).norm(dim=1)
     assert fixed.corrected.all()
     assert torch.all(d1 < d0)
+
+
+def test_line15_compares_means_so_an_unchanged_x_does_not_fire(make_tiny_model):
+    """With no step at all (alpha0 = beta = 0), X' = X, so Z' equals the mean of q(Z | X, Y) and
+    line 15 must not fire; against a posterior sample it fired always."""
+    model = make_tiny_model(2)
+    hr, lr, ctx = _inputs()
+    out = generate_counterfactual(model, hr, lr, ctx, **{**KW, "alpha0": 0.0, "beta": 0.0, "delta": 1e-4})
+    assert torch.allclose(out.z_cf, out.z_ref, atol=1e-6)
+    assert not out.corrected.any()
+    assert (out.z - out.z_ref).norm(dim=1).min() > 1e-4  # the sample differs, so it would have fired
