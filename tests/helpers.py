@@ -1,21 +1,85 @@
-"""Plain test helpers (data paths, tiny models, synthetic image folders); `from helpers import ...`.
+"""Plain test helpers (data sets, a synthetic photo, tiny models, image folders); `from helpers import ...`.
 
 pytest puts tests/ on sys.path for the root conftest, so every test file can import this module.
 """
-import os
+import functools
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 import torch.nn as nn
-from PIL import Image
+from PIL import Image, ImageFilter
+
+from causalsr.data.datasets import DATA_ENV, find_dataset
 
 REPO = Path(__file__).resolve().parents[1]
-# CI clones the repo beside a copy of shared/; CAUSALSR_SHARED overrides.
-SHARED = Path(os.environ.get("CAUSALSR_SHARED", REPO.parent / "shared"))
-SET5 = SHARED / "data" / "benchmarks" / "Set5" / "HR"
-BABY = str(SET5 / "baby.png")
 SMOKE = str(REPO / "configs" / "smoke.yaml")
+
+
+def dataset_dir(name: str) -> Path:
+    """The folder of a named set (Set5, ..., T91, BSD200, iqa-calibration); skips the test when it is absent."""
+    folder = find_dataset(name)
+    if folder is None:
+        pytest.skip(_missing_reason(name))
+    return folder
+
+
+def _missing_reason(names: str) -> str:
+    plural = "," in names
+    return (f"data set{'s' if plural else ''} {names} not found: set {DATA_ENV} to a data folder "
+            f"that holds {'them' if plural else 'it'} (docs/data.md)")
+
+
+def requires_dataset(*names: str) -> pytest.MarkDecorator:
+    """Mark: skip the test, with a one-line reason naming the set and {DATA_ENV}, unless every set is present.
+
+    The data folder is looked up once, when the test module is imported (as the CLI does: `data_root()`).
+    """
+    missing = [n for n in names if find_dataset(n) is None]
+    return pytest.mark.skipif(bool(missing), reason=_missing_reason(", ".join(missing)))
+
+
+@functools.lru_cache(maxsize=None)
+def _photo(height: int, width: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    # Texture: 1/f ("pink") noise, as in natural images, one field per channel plus a shared one.
+    fy, fx = np.fft.fftfreq(height)[:, None], np.fft.rfftfreq(width)[None, :]
+    amp = 1.0 / np.maximum(np.hypot(fy, fx), 1.0 / max(height, width))
+    fields = []
+    for _ in range(4):
+        spec = amp * (rng.normal(size=amp.shape) + 1j * rng.normal(size=amp.shape))
+        f = np.fft.irfft2(spec, s=(height, width))
+        fields.append((f - f.mean()) / f.std())
+    img = 0.5 + 0.08 * (fields[0][..., None] + 0.4 * np.stack(fields[1:], -1))
+    # Objects: "dead leaves", discs with power-law radii, each a flat colour with the texture showing through.
+    yy, xx = np.mgrid[:height, :width]
+    for _ in range(120):
+        r = min(height, width) * 0.25 * rng.uniform(0.05, 1.0) ** 2.5 + 2
+        cy, cx = rng.uniform(0, height), rng.uniform(0, width)
+        y0, y1 = max(int(cy - r), 0), min(int(cy + r) + 1, height)
+        x0, x1 = max(int(cx - r), 0), min(int(cx + r) + 1, width)
+        if y0 >= y1 or x0 >= x1:
+            continue
+        inside = (yy[y0:y1, x0:x1] - cy) ** 2 + (xx[y0:y1, x0:x1] - cx) ** 2 <= r * r
+        colour = rng.uniform(0.05, 0.95, 3)
+        texture = 0.06 * fields[int(rng.integers(4))][y0:y1, x0:x1, None]
+        img[y0:y1, x0:x1][inside] = (colour + texture)[inside]
+    u8 = (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
+    return np.asarray(Image.fromarray(u8).filter(ImageFilter.GaussianBlur(0.6)))  # a lens: soft edges
+
+
+def photo(height: int = 512, width: int = 512, seed: int = 0) -> np.ndarray:
+    """A deterministic photo-like RGB uint8 image (textured objects with soft edges, 1/f spectrum).
+
+    For unit tests that need "some image": it stands in for a benchmark photo and needs no data folder.
+    """
+    return _photo(height, width, seed).copy()
+
+
+def photo_image(height: int = 512, width: int = 512, seed: int = 0) -> Image.Image:
+    """`photo` as a PIL RGB image."""
+    return Image.fromarray(_photo(height, width, seed))
 
 
 def tiny_model(scale: int = 2):

@@ -24,22 +24,96 @@ from causalsr.data.imageio import IMAGE_EXTENSIONS, is_image_path, read_image
 BENCHMARKS = {"set5": "Set5", "set14": "Set14", "bsd100": "BSD100", "b100": "BSD100",
               "urban100": "Urban100", "manga109": "Manga109"}
 """Lower-case name or alias -> folder name under the benchmark root."""
+TRAIN_SETS = {"t91": "T91", "bsd200": "BSD200"}
+"""Lower-case name -> folder name under the training root (images directly in it)."""
+EXPECTED_IMAGES = {"Set5": 5, "Set14": 14, "BSD100": 100, "Urban100": 100, "Manga109": 109, "T91": 91, "BSD200": 200}
+"""Image count of each complete set (a partial copy is still usable)."""
+DATA_ENV = "CAUSALSR_DATA"
+"""Environment variable naming the data folder (layout in docs/data.md)."""
+EXTRAS = {"iqa-calibration": "iqa-calibration"}
+"""Other folders of the data folder: the metric-calibration pairs (used by the tests only)."""
 _REPO_ROOT = Path(__file__).resolve().parents[2]
+
+_data_root_override: Path | None = None
+
+
+def set_data_root(path: str | os.PathLike | None) -> None:
+    """Use `path` as the data folder from now on in this process (the CLI's --data-root); None undoes it."""
+    global _data_root_override
+    _data_root_override = None if path is None else Path(path).expanduser()
+
+
+def default_data_dirs() -> list[Path]:
+    """The default data folder: ../shared/data beside the working directory, else beside the repository."""
+    dirs = [Path.cwd().parent / "shared" / "data", _REPO_ROOT.parent / "shared" / "data"]
+    return dirs[:1] if dirs[0] == dirs[1] else dirs
+
+
+def _explicit_root() -> tuple[Path, str] | None:
+    """The data folder set by --data-root or $CAUSALSR_DATA, with where it came from."""
+    if _data_root_override is not None:
+        return _data_root_override, f"--data-root {_data_root_override}"
+    env = os.environ.get(DATA_ENV)
+    return (Path(env).expanduser(), f"{DATA_ENV}={env}") if env else None
+
+
+def data_root() -> Path | None:
+    """The data folder, or None when there is none.
+
+    --data-root (`set_data_root`), else $CAUSALSR_DATA, else the first existing
+    of `default_data_dirs()`. A folder set explicitly is never replaced by the
+    default: when it does not exist there is no data.
+    """
+    explicit = _explicit_root()
+    if explicit is not None:
+        return explicit[0] if explicit[0].is_dir() else None
+    return next((d for d in default_data_dirs() if d.is_dir()), None)
+
+
+def data_root_source() -> str:
+    """Where the data folder is looked for, in words (for messages)."""
+    explicit = _explicit_root()
+    if explicit is not None:
+        return explicit[1]
+    return f"the default {' or '.join(str(d) for d in default_data_dirs())} ({DATA_ENV} not set)"
+
+
+def _missing(what: str) -> FileNotFoundError:
+    return FileNotFoundError(f"{what} not found in {data_root_source()}; "
+                             f"set {DATA_ENV} (or --data-root) to a data folder laid out as in docs/data.md")
 
 
 def benchmark_root() -> Path:
-    """Folder holding <Name>/HR/: $CAUSALSR_DATA (the data folder or its benchmarks/),
-    else the first existing ../shared/data/benchmarks relative to the cwd or the repo."""
-    env = os.environ.get("CAUSALSR_DATA")
-    if env:
-        candidates = [Path(env) / "benchmarks", Path(env)]
+    """Folder holding <Name>/HR/: the data folder's benchmarks/ (or the data folder itself, when it
+    is a benchmarks folder). FileNotFoundError when there is none."""
+    root = data_root()
+    if root is not None:
+        for c in (root / "benchmarks", root):
+            if c.is_dir() and any((c / n / "HR").is_dir() for n in set(BENCHMARKS.values())):
+                return c
+    raise _missing("benchmark data")
+
+
+def find_dataset(name: str) -> Path | None:
+    """The folder of a named set in the data folder, or None when it is absent.
+
+    Benchmarks: benchmarks/<Name>/HR (or <Name>/HR when the data folder is a
+    benchmarks folder); training sets: train/<Name>; extras: <name>.
+    """
+    key = name.lower()
+    if key in BENCHMARKS:
+        folder = BENCHMARKS[key]
+        relative = [Path("benchmarks", folder, "HR"), Path(folder, "HR")]
+    elif key in TRAIN_SETS:
+        relative = [Path("train", TRAIN_SETS[key])]
+    elif key in EXTRAS:
+        relative = [Path(EXTRAS[key])]
     else:
-        candidates = [Path.cwd().parent / "shared/data/benchmarks", _REPO_ROOT.parent / "shared/data/benchmarks"]
-    for c in candidates:
-        if c.is_dir() and any((c / n / "HR").is_dir() for n in set(BENCHMARKS.values())):
-            return c
-    where = f"CAUSALSR_DATA={env}" if env else " or ".join(str(c) for c in candidates)
-    raise FileNotFoundError(f"no benchmark data found in {where}; set CAUSALSR_DATA to the folder holding <Name>/HR/")
+        raise ValueError(f"unknown dataset {name!r}: not one of {', '.join([*EXPECTED_IMAGES, *EXTRAS])}")
+    root = data_root()
+    if root is None:
+        return None
+    return next((root / r for r in relative if (root / r).is_dir()), None)
 
 
 def list_images(folder: str | os.PathLike) -> list[Path]:
@@ -51,22 +125,25 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
 def resolve_dataset(name_or_path: str | os.PathLike) -> tuple[str, list[Path]]:
     """(display name, sorted HR image paths) for a benchmark name or a folder of images.
 
-    Names (case-insensitive): Set5, Set14, BSD100 (alias B100), Urban100, Manga109.
+    Names (case-insensitive): the benchmarks Set5, Set14, BSD100 (alias B100), Urban100,
+    Manga109 and the training sets T91, BSD200, looked up in `data_root()`.
     """
     path = Path(name_or_path)
+    key = str(name_or_path).lower()
     if path.is_dir():
         name = path.parent.name if path.name.upper() == "HR" else path.name
         files = list_images(path)
-    elif str(name_or_path).lower() in BENCHMARKS:
-        name = BENCHMARKS[str(name_or_path).lower()]
-        folder = benchmark_root() / name / "HR"
-        if not folder.is_dir():
-            raise FileNotFoundError(f"{folder}: benchmark {name} is not installed")
+    elif key in BENCHMARKS or key in TRAIN_SETS:
+        name = BENCHMARKS.get(key) or TRAIN_SETS[key]
+        kind = "benchmark" if key in BENCHMARKS else "training set"
+        folder = find_dataset(name)
+        if folder is None:
+            raise _missing(f"{kind} {name}")
         files = list_images(folder)
         path = folder
     else:
         raise ValueError(f"unknown dataset {str(name_or_path)!r}: not a folder and not one of "
-                         f"Set5, Set14, BSD100 (B100), Urban100, Manga109")
+                         f"Set5, Set14, BSD100 (B100), Urban100, Manga109, T91, BSD200")
     if not files:
         raise ValueError(f"{path}: folder holds no images ({', '.join(IMAGE_EXTENSIONS)})")
     return name, files

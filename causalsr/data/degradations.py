@@ -268,3 +268,108 @@ class DegradationSampler:
         noise = float(rng.uniform(*cfg.noise_sigma)) if rng.random() < cfg.p_noise else 0.0
         jpeg = int(rng.integers(cfg.jpeg_quality[0], cfg.jpeg_quality[1] + 1)) if rng.random() < cfg.p_jpeg else None
         return DegradationParams(scale, blur, ksize, noise, jpeg, seed)
+
+
+SPEC_KINDS = ("gblur", "noise", "jpeg")
+"""Parameterised degradation parts of `parse_degradation`: ``gblur:S``, ``noise:N``, ``jpeg:Q``."""
+_SPEC_FACTOR = {"gblur": "blur", "noise": "noise", "jpeg": "jpeg"}
+
+
+def _spec_parts(spec: str) -> dict[str, tuple[str, float | None]]:
+    """Parse a degradation spec into {factor: (canonical part, value or None for the preset's)}.
+
+    Raises a one-line ValueError naming the bad part.
+    """
+    from causalsr.factors import FACTORS, factor_index
+
+    text = spec.strip().lower()
+    parts = [p.strip() for p in text.split("+")]
+    if parts in (["bicubic"], ["clean"]):
+        return {}
+    out: dict[str, tuple[str, float | None]] = {}
+    for part in parts:
+        if not part:
+            raise ValueError(f"bad part '' in {spec!r}: empty part (parts are joined with a single '+')")
+        kind, colon, raw = part.partition(":")
+        kind, raw = kind.strip(), raw.strip()
+        if part in ("bicubic", "clean"):
+            raise ValueError(f"bad part {part!r} in {spec!r}: bicubic/clean stand alone (no other part)")
+        if not colon and kind in _PIPELINE:  # a preset part: the paper's setting
+            factor, label, value = kind, kind, None
+        elif colon and kind in SPEC_KINDS:
+            factor = _SPEC_FACTOR[kind]
+            f = FACTORS[factor_index(factor)]
+            try:
+                value = float(raw)
+                if not math.isfinite(value):
+                    raise ValueError
+            except ValueError:
+                raise ValueError(f"bad part {part!r} in {spec!r}: {raw!r} is not a number") from None
+            if kind == "gblur" and not 0.0 < value <= f.high:
+                raise ValueError(f"bad part {part!r} in {spec!r}: blur sigma must be in (0, {f.high:g}] HR px")
+            if kind != "gblur" and not f.low <= value <= f.high:
+                raise ValueError(f"bad part {part!r} in {spec!r}: {kind} must be in {f.low:g}..{f.high:g} ({f.unit})")
+            if kind == "jpeg" and not value.is_integer():
+                raise ValueError(f"bad part {part!r} in {spec!r}: JPEG quality must be a whole number")
+            label = f"{kind}:{value:g}"
+        else:
+            hint = " (a Gaussian blur is gblur:S)" if kind == "blur" and colon else ""
+            raise ValueError(f"bad part {part!r} in {spec!r}: unknown kind{hint}; use bicubic, clean, "
+                             f"gblur:S, noise:N, jpeg:Q, or the presets blur, noise, jpeg, joined with '+'")
+        if factor in out:
+            raise ValueError(f"bad part {part!r} in {spec!r}: {factor} is given twice")
+        out[factor] = (label, value)
+    return out
+
+
+def canonical_degradation(spec: str) -> str:
+    """The canonical name of a degradation spec: its parts in pipeline order (blur, noise, JPEG).
+
+    A preset's name is unchanged when already in that order ("blur+noise+jpeg");
+    "clean" is "bicubic"; values print with ``%g`` ("noise:25+jpeg:50+gblur:1.50" ->
+    "gblur:1.5+noise:25+jpeg:50").
+    """
+    parts = _spec_parts(spec)
+    return "+".join(parts[f][0] for f in _PIPELINE if f in parts) or "bicubic"
+
+
+def parse_degradation(spec: str, scale: int, seed: int = 0) -> DegradationParams:
+    """`DegradationParams` of a preset or parameterised spec, "+"-joined parts in any order.
+
+    Parts: ``bicubic`` or ``clean`` (alone: no degradation); ``gblur:S`` an
+    isotropic Gaussian blur of sigma S (0 < S <= 4 HR px) with a full kernel
+    (`auto_ksize`, as the training sampler uses); ``noise:N`` Gaussian noise of
+    sigma N (0..50, 0-255 scale); ``jpeg:Q`` JPEG quality Q (10..100); and the
+    paper's presets ``blur`` (3x3, sigma 2), ``noise`` (15) and ``jpeg`` (30).
+    Every preset name gives exactly `preset(name, ...)`. A bad spec raises a
+    one-line ValueError naming the bad part.
+    """
+    parts = _spec_parts(spec)
+    blur, ksize = None, 0
+    if "blur" in parts:
+        sigma = parts["blur"][1]
+        if sigma is None:
+            blur, ksize = (PAPER_BLUR_SIGMA, PAPER_BLUR_SIGMA, 0.0), PAPER_BLUR_KSIZE
+        else:
+            blur, ksize = (sigma, sigma, 0.0), auto_ksize(sigma)
+    noise = 0.0
+    if "noise" in parts:
+        noise = PAPER_NOISE_SIGMA if parts["noise"][1] is None else parts["noise"][1]
+    jpeg = None
+    if "jpeg" in parts:
+        jpeg = PAPER_JPEG_QUALITY if parts["jpeg"][1] is None else int(parts["jpeg"][1])
+    return DegradationParams(scale, blur, ksize, float(noise), jpeg, seed)
+
+
+def exact_factors(params: DegradationParams) -> np.ndarray | None:
+    """`params.factors()` when they state the degradation exactly, else None.
+
+    They do unless the blur is anisotropic or its kernel is smaller than
+    `auto_ksize` (the paper's 3x3 "blur" preset truncates its sigma-2 Gaussian,
+    so it blurs far less than sigma 2).
+    """
+    if params.blur_sigma is not None:
+        sx, sy, _ = params.blur_sigma
+        if sx != sy or params.blur_ksize < auto_ksize(sx):
+            return None
+    return params.factors()

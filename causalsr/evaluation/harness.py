@@ -3,16 +3,21 @@
 Protocol (docs/benchmarks.md, DESIGN "Evaluation conventions"):
 
 1. Crop HR to a multiple of the scale from the top-left.
-2. LR = MATLAB-exact bicubic downscale (uint8), after the degradation preset's
-   blur and before its noise / JPEG (`degradations.degrade_numpy_uint8`); the
+2. LR = MATLAB-exact bicubic downscale (uint8), after the degradation's blur
+   and before its noise / JPEG (`degradations.degrade_numpy_uint8`); the
    noise seed is fixed per image (from the HR's content hash), so runs repeat.
-3. SR by the method, uint8.
+   A degradation is a preset ("blur+noise+jpeg") or a parameterised spec
+   ("gblur:1.5+noise:25+jpeg:50"), see `degradations.parse_degradation`.
+3. SR by the method, uint8. Our models restore blind (Z = posterior mean of
+   q(Z | Y)) unless told otherwise: ``condition="oracle"`` replaces Z's named
+   dims with the degradation's true factors (normalised), and ``do`` applies
+   do(factor = value) through the model's do-operator on top.
 4. PSNR / SSIM on Y with a border of `scale` pixels removed; greyscale sources
    follow `grey_convention`. Perceptual metrics (LPIPS v0.1 AlexNet, ...) on
    full-size RGB, no crop. Per-image values are averaged.
 
 LR images are cached as PNG under `<cache>/lr/`, keyed by a hash of the HR
-pixels, scale, degradation and seed. A bad image is recorded and skipped.
+pixels, scale, canonical degradation name and seed. A bad image is recorded and skipped.
 """
 from __future__ import annotations
 
@@ -25,17 +30,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from causalsr.data.datasets import resolve_dataset
-from causalsr.data.degradations import degrade_numpy_uint8, preset
+from causalsr.data.degradations import canonical_degradation, degrade_numpy_uint8, exact_factors, parse_degradation
 from causalsr.data.imageio import ImageReadError, read_image, write_image
 from causalsr.data.imresize import crop_to_multiple
 from causalsr.evaluation.methods import Method, check_scale
+from causalsr.factors import FACTOR_NAMES, N_NAMED, normalise
 from causalsr.metrics.perceptual import PERCEPTUAL_METRICS, cache_dir, perceptual
 from causalsr.metrics.psnr_ssim import psnr, ssim
 
 METRICS = ("psnr", "ssim", *PERCEPTUAL_METRICS)
+CONDITIONS = ("blind", "oracle")
+"""How our models are conditioned: Z from the posterior alone, or told the true named factors."""
 
 
 @dataclass
@@ -49,13 +58,27 @@ class DatasetResult:
     metrics: tuple[str, ...]
     per_image: list[dict] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    condition: str = "blind"
+    do: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """The method with its conditioning when not the default: "causalsr [oracle, do(noise=0)]"."""
+        tags = (["oracle"] if self.condition != "blind" else []) + \
+            ([f"do({', '.join(f'{k}={v:g}' for k, v in self.do.items())})"] if self.do else [])
+        return f"{self.method} [{', '.join(tags)}]" if tags else self.method
 
     def mean(self, metric: str) -> float:
         return float(np.mean([r[metric] for r in self.per_image])) if self.per_image else float("nan")
 
     def to_dict(self) -> dict:
+        params = parse_degradation(self.degradation, self.scale)
+        true = exact_factors(params)
+        described = {k: v for k, v in params.to_dict().items() if k not in ("scale", "seed")}  # the seed is per image
         out = {"method": self.method, "dataset": self.dataset, "scale": self.scale,
-               "degradation": self.degradation, "n_images": len(self.per_image)}
+               "degradation": self.degradation, "degradation_params": described,
+               "true_factors": None if true is None else dict(zip(FACTOR_NAMES, map(float, true))),
+               "condition": self.condition, "do": dict(self.do), "n_images": len(self.per_image)}
         out.update({m: self.mean(m) for m in self.metrics})
         out["per_image"] = self.per_image
         return out
@@ -76,28 +99,48 @@ def image_seed(hr: np.ndarray) -> int:
 
 
 def make_lr_cached(hr: np.ndarray, scale: int, degradation: str, cache: Path | None = None) -> np.ndarray:
-    """LR of an HR uint8 image under `degradation` (a preset name); cached by content as PNG."""
+    """LR of an HR uint8 image under `degradation` (a preset or spec); cached by content as PNG."""
     seed = image_seed(hr)
-    key = hashlib.sha256(hr.tobytes() + repr((hr.shape, scale, degradation, seed)).encode()).hexdigest()[:32]
+    name = canonical_degradation(degradation)
+    key = hashlib.sha256(hr.tobytes() + repr((hr.shape, scale, name, seed)).encode()).hexdigest()[:32]
     path = (cache or cache_dir() / "lr") / f"{key}.png"
     if path.is_file():
         try:
             return read_image(path).rgb
         except ImageReadError:
             pass  # a damaged cache entry is simply rebuilt
-    lr = degrade_numpy_uint8(hr, preset(degradation, scale, seed))
+    lr = degrade_numpy_uint8(hr, parse_degradation(degradation, scale, seed))
     path.parent.mkdir(parents=True, exist_ok=True)
     write_image(path, lr)
     return lr
 
 
+def told_factors(degradation: str, scale: int) -> dict[int, float]:
+    """{factor index: normalised true value} of a degradation, for ``condition="oracle"``.
+
+    One-line ValueError naming --condition when its factors are not known exactly.
+    """
+    true = exact_factors(parse_degradation(degradation, scale))
+    if true is None:
+        raise ValueError(f"--condition oracle: the true factors of degradation {degradation!r} are unknown (its "
+                         f"blur kernel is truncated or anisotropic, e.g. the paper's 3x3 'blur' preset); "
+                         f"use gblur:S for a Gaussian blur of known sigma")
+    values = normalise(torch.from_numpy(true).double())
+    return {i: float(values[i]) for i in range(N_NAMED)}
+
+
 def evaluate_image(method: Method, hr: np.ndarray, scale: int, degradation: str, metrics: tuple[str, ...],
                    grey: bool = False, grey_convention: str = "basicsr",
-                   lr_cache: Path | None = None) -> tuple[np.ndarray, dict[str, float]]:
-    """Run the protocol on one HR uint8 image; returns the SR image and its metric values."""
+                   lr_cache: Path | None = None, do: dict[str, float] | None = None,
+                   told: dict[int, float] | None = None) -> tuple[np.ndarray, dict[str, float]]:
+    """Run the protocol on one HR uint8 image; returns the SR image and its metric values.
+
+    `do` ({factor: physical value}) and `told` ({factor index: normalised value},
+    see `told_factors`) go to a conditionable method (`CausalSRMethod`).
+    """
     hr = crop_to_multiple(hr, scale)
     lr = make_lr_cached(hr, scale, degradation, lr_cache)
-    sr = method.upscale(lr, scale)
+    sr = method.upscale(lr, scale, do=do, told=told) if (do or told) else method.upscale(lr, scale)
     if sr.dtype != np.uint8 or sr.shape != hr.shape:
         raise ValueError(f"method {method.name!r} returned {sr.dtype} {sr.shape}, expected uint8 {hr.shape}")
     values = {}
@@ -111,41 +154,114 @@ def evaluate_image(method: Method, hr: np.ndarray, scale: int, degradation: str,
     return sr, values
 
 
-def evaluate(method: Method, datasets: list[str], scales: list[int], degradation: str = "bicubic",
+def check_degradations(degradations: list[str]) -> list[str]:
+    """Canonical names of degradation specs; one-line ValueError naming --degradation for a bad one."""
+    names = []
+    for spec in degradations:
+        try:
+            names.append(canonical_degradation(spec))
+        except ValueError as e:
+            raise ValueError(f"--degradation: {e}") from None
+    return names
+
+
+def check_conditioning(method: Method, scales: list[int], degradations: list[str],
+                       do: dict[str, float] | None, condition: str) -> None:
+    """Fail before any work (one line, naming --do or --condition) when `do` / `condition` cannot be applied."""
+    if condition not in CONDITIONS:
+        raise ValueError(f"--condition must be one of {', '.join(CONDITIONS)}, got {condition!r}")
+    if do:
+        from causalsr.inference.api import normalise_do
+
+        try:
+            normalise_do(do)
+        except ValueError as e:
+            raise ValueError(f"--do: {e}") from None
+    for option, used in (("--do", bool(do)), ("--condition oracle", condition == "oracle")):
+        if not used:
+            continue
+        if not getattr(method, "conditionable", False):
+            raise ValueError(f"{option}: method {method.name!r} has no degradation latent Z; it needs a causalsr model")
+        for s in scales:
+            if not method.has_named_factors(s):
+                raise ValueError(f"{option}: the x{s} model of {method.name!r} has no named degradation factors "
+                                 f"(plain model)")
+    if condition == "oracle":
+        for spec in degradations:
+            told_factors(spec, scales[0])
+
+
+def evaluate(method: Method, datasets: list[str], scales: list[int], degradation: str | list[str] = "bicubic",
              metrics: tuple[str, ...] = ("psnr", "ssim"), grey_convention: str = "basicsr",
              save_images: Path | None = None, lr_cache: Path | None = None,
-             progress: bool | None = None) -> list[DatasetResult]:
-    """Benchmark `method` on every dataset (name or folder) at every scale.
+             progress: bool | None = None, do: dict[str, float] | None = None,
+             condition: str = "blind") -> list[DatasetResult]:
+    """Benchmark `method` on every dataset (name or folder) at every scale and degradation.
 
-    Unreadable or failing images are listed in each result's `failures` and skipped.
-    `progress=None` shows a tqdm bar on stderr only when it is a terminal.
+    `degradation`: one preset or spec (see `degradations.parse_degradation`) or a
+    list of them. `condition` ("blind" or "oracle") and `do` ({factor: physical
+    value}) set how our models are conditioned (module docstring); other methods
+    accept neither. Unreadable or failing images are listed in each result's
+    `failures` and skipped. `progress=None` shows a tqdm bar on stderr only when
+    it is a terminal. Saved images go to ``save_images/method/dataset/xS/``,
+    plus a sub-folder per degradation and conditioning unless the run is one
+    blind degradation without `do`.
     """
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
         raise ValueError(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(METRICS)}")
     for s in scales:
         check_scale(method, s)
-    preset(degradation, scales[0])  # fail on an unknown preset before any work
+    specs = [degradation] if isinstance(degradation, str) else list(degradation)
+    if not specs:
+        raise ValueError("--degradation: give at least one preset or spec")
+    names = check_degradations(specs)  # fail on a bad spec before any work
+    do = dict(do or {})
+    check_conditioning(method, scales, names, do, condition)
+    plain_run = len(names) == 1 and condition == "blind" and not do
     resolved = [resolve_dataset(d) for d in datasets]
     results = []
     for name, files in resolved:
         for scale in scales:
-            res = DatasetResult(method.name, name, scale, degradation, tuple(metrics))
-            for path in tqdm(files, desc=f"{method.name} {name} x{scale}", unit="img", disable=None if progress is None else not progress):
-                try:
-                    hr, grey = load_hr_uint8(path)
-                    sr, values = evaluate_image(method, hr, scale, degradation, tuple(metrics), grey, grey_convention, lr_cache)
-                except ValueError as e:  # ImageReadError included
-                    msg = str(e)
-                    res.failures.append(msg if str(path) in msg else f"{path}: {msg}")
-                    continue
-                res.per_image.append({"name": path.stem, **values})
-                if save_images is not None:
-                    out = Path(save_images) / method.name / name / f"x{scale}" / f"{path.stem}.png"
-                    out.parent.mkdir(parents=True, exist_ok=True)
-                    write_image(out, sr)
-            results.append(res)
+            for deg in names:
+                told = told_factors(deg, scale) if condition == "oracle" else None
+                res = DatasetResult(method.name, name, scale, deg, tuple(metrics), condition=condition, do=do)
+                sub = None if plain_run else _image_folder(deg, condition, do)
+                _run_images(res, method, files, scale, deg, tuple(metrics), grey_convention, lr_cache, do, told,
+                            save_images, sub, progress)
+                results.append(res)
     return results
+
+
+def _image_folder(degradation: str, condition: str, do: dict[str, float]) -> str:
+    """Sub-folder name of saved images for one degradation and conditioning, e.g. "noise-15_oracle_do-noise=0"."""
+    tags = [degradation.replace(":", "-")] + (["oracle"] if condition != "blind" else []) + \
+        ([f"do-{','.join(f'{k}={v:g}' for k, v in do.items())}"] if do else [])
+    return "_".join(tags)
+
+
+def _run_images(res: DatasetResult, method: Method, files: list[Path], scale: int, degradation: str,
+                metrics: tuple[str, ...], grey_convention: str, lr_cache: Path | None, do: dict[str, float],
+                told: dict[int, float] | None, save_images: Path | None, sub: str | None,
+                progress: bool | None) -> None:
+    """Evaluate every file of one (dataset, scale, degradation) into `res`; failures are recorded, not raised."""
+    name = res.dataset
+    desc = f"{res.label} {name} x{scale}" + ("" if sub is None else f" {degradation}")
+    for path in tqdm(files, desc=desc, unit="img", disable=None if progress is None else not progress):
+        try:
+            hr, grey = load_hr_uint8(path)
+            sr, values = evaluate_image(method, hr, scale, degradation, metrics, grey, grey_convention,
+                                        lr_cache, do, told)
+        except ValueError as e:  # ImageReadError included
+            msg = str(e)
+            res.failures.append(msg if str(path) in msg else f"{path}: {msg}")
+            continue
+        res.per_image.append({"name": path.stem, **values})
+        if save_images is not None:
+            folder = Path(save_images) / method.name / name / f"x{scale}"
+            out = (folder if sub is None else folder / sub) / f"{path.stem}.png"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            write_image(out, sr)
 
 
 def markdown_table(results: list[DatasetResult]) -> str:
@@ -158,7 +274,7 @@ def markdown_table(results: list[DatasetResult]) -> str:
              "|---|---|---|---|---|" + "---|" * len(metrics)]
     for r in results:
         cells = [fmt.get(m, "{:.4f}").format(r.mean(m)) for m in metrics]
-        lines.append(f"| {r.method} | {r.dataset} | x{r.scale} | {r.degradation} | {len(r.per_image)} | " + " | ".join(cells) + " |")
+        lines.append(f"| {r.label} | {r.dataset} | x{r.scale} | {r.degradation} | {len(r.per_image)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

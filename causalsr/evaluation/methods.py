@@ -9,7 +9,7 @@ bicubic never imports them. `load_method` also accepts a checkpoint path.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
+from typing import Mapping, Protocol
 
 import numpy as np
 
@@ -42,12 +42,37 @@ class Bicubic:
         return imresize_uint8(lr, float(scale))
 
 
+def tell_factors(cond, values: Mapping[int, float]):
+    """Conditioning told the degradation: Z's named dims overwritten with `values` ({factor index: normalised value}).
+
+    `cond` is the inference API's `Conditioning` (z, tokens, pooled, ...). The
+    dims are set directly, not through the prior's do(): the oracle is told the
+    true degradation, so nothing else in Z is recomputed from it.
+    """
+    from dataclasses import replace
+
+    if cond.z is None:
+        raise ValueError("this model has no degradation latent Z (plain model)")
+    z = cond.z.clone()
+    for index, value in values.items():
+        z[..., index] = value
+    return replace(cond, z=z)
+
+
 class CausalSRMethod:
     """Our models through the public inference API (`causalsr.inference.api.load`).
 
     With no path it uses the bundled model of each scale ("x2", "x3", "x4");
     with a path, the exported checkpoint there (its scale only).
+
+    `upscale` restores blind (Z = posterior mean of q(Z | Y)) by default. With
+    `told` ({factor index: normalised value}) the named dims of that Z are
+    replaced by the given values (`tell_factors`, the oracle); with `do`
+    ({factor: physical value}) the API's do(), the structured prior's
+    do-operator, is applied on top (`Upscaler.intervene`).
     """
+
+    conditionable = True
 
     def __init__(self, path: str | Path | None = None):
         from causalsr.inference.api import load  # optional until the inference API exists
@@ -62,11 +87,29 @@ class CausalSRMethod:
             self.name, self.scales = Path(self._path).name, (int(model.scale),)
             self._models[int(model.scale)] = model
 
-    def upscale(self, lr: np.ndarray, scale: int) -> np.ndarray:
+    def upscaler(self, scale: int):
+        """The `Upscaler` of `scale` (loaded on first use)."""
         check_scale(self, scale)
         if scale not in self._models:
             self._models[scale] = self._load(f"x{scale}")
-        return np.asarray(self._models[scale].upscale(lr))
+        return self._models[scale]
+
+    def has_named_factors(self, scale: int) -> bool:
+        """Whether the model of `scale` has a degradation latent Z with the named factors (not a plain model)."""
+        model = self.upscaler(scale).model
+        return not getattr(getattr(model, "cfg", None), "plain", True)
+
+    def upscale(self, lr: np.ndarray, scale: int, do: Mapping[str, float] | None = None,
+                told: Mapping[int, float] | None = None) -> np.ndarray:
+        up = self.upscaler(scale)
+        if not do and not told:
+            return np.asarray(up.upscale(lr))
+        cond = up.condition(lr)
+        if told:
+            cond = tell_factors(cond, told)
+        if do:
+            cond = up.intervene(cond, do)
+        return np.asarray(up.upscale(lr, conditioning=cond))
 
 
 METHODS = Registry("method")

@@ -10,7 +10,7 @@ from PIL import Image
 
 from causalsr.cli.main import main
 from causalsr.models.causalsr import save_pretrained
-from helpers import BABY, tiny_model
+from helpers import photo_image, tiny_model
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +21,7 @@ def model_path(tmp_path_factory) -> str:
 
 
 def test_analyze_prints_json_and_explains(tmp_path, model_path, capsys):
-    img = Image.open(BABY).convert("RGB")
+    img = photo_image()
     img.crop((200, 100, 240, 132)).save(tmp_path / "small.png")
     img.crop((0, 0, 300, 260)).convert("L").save(tmp_path / "large_grey.png")  # larger than the panel crop
     (tmp_path / "bad.png").write_bytes(b"")
@@ -48,7 +48,7 @@ def test_analyze_prints_json_and_explains(tmp_path, model_path, capsys):
 
 
 def test_analyze_errors(tmp_path, model_path, capsys):
-    Image.open(BABY).convert("RGB").crop((0, 0, 32, 32)).save(tmp_path / "a.png")
+    photo_image().crop((0, 0, 32, 32)).save(tmp_path / "a.png")
     assert main(["analyze", str(tmp_path / "a.png"), "--model", str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "model file not found" in err

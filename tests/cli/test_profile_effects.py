@@ -4,13 +4,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from PIL import Image
 
 from causalsr.cli.effects import parse_treatment
 from causalsr.cli.main import main
 from causalsr.cli.profile import markdown_table, span_deploy_counts
 from causalsr.models.causalsr import save_pretrained
-from helpers import BABY, tiny_model
+from helpers import photo_image, tiny_model
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +22,7 @@ def model_path(tmp_path_factory) -> str:
 @pytest.fixture(scope="module")
 def hr_folder(tmp_path_factory):
     folder = tmp_path_factory.mktemp("hr")
-    img = Image.open(BABY).convert("RGB")
+    img = photo_image()
     for i, (x, y) in enumerate([(0, 0), (200, 120), (300, 300), (120, 380)]):
         img.crop((x, y, x + 48, y + 40)).save(folder / f"im{i}.png")
     return folder

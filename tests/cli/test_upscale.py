@@ -13,7 +13,7 @@ from PIL import Image
 from causalsr.cli.main import main
 from causalsr.data.imageio import encode_png16, read_image
 from causalsr.models.causalsr import save_pretrained
-from helpers import BABY, tiny_model
+from helpers import photo_image, tiny_model
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,7 @@ def model_path(tmp_path_factory) -> str:
 
 
 def _photo(w: int = 40, h: int = 32) -> Image.Image:
-    return Image.open(BABY).convert("RGB").crop((200, 100, 200 + w, 100 + h))
+    return photo_image().crop((200, 100, 200 + w, 100 + h))
 
 
 def _png_header_only(w: int, h: int) -> bytes:

@@ -1,16 +1,14 @@
 """Datasets: benchmark resolution, HR patch dataset determinism and consistency, paired folders."""
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
+from causalsr.data import datasets
 from causalsr.data.datasets import HRPatchDataset, PairedDataset, collate, resolve_dataset
 from causalsr.data.degradations import DegradationParams, SamplerConfig, degrade
 from causalsr.data.imageio import write_image
-
-SHARED = Path(__file__).resolve().parents[3] / "shared/data/benchmarks"
+from helpers import requires_dataset
 
 
 def _img(rng, h, w):
@@ -53,9 +51,51 @@ def test_resolve_folder(hr_folder, tmp_path):
     assert resolve_dataset(tmp_path / "Mine" / "HR")[0] == "Mine"
 
 
-@pytest.mark.skipif(not SHARED.is_dir(), reason="shared benchmark data not present")
-def test_resolve_shared_benchmarks(monkeypatch):
+def _data_folder(root, benchmarks=("Set5",), train=("T91",)):
+    folders = [root / "benchmarks" / name / "HR" for name in benchmarks] + [root / "train" / name for name in train]
+    for folder in folders:
+        folder.mkdir(parents=True)
+        write_image(folder / "x.png", np.zeros((4, 4, 3), np.uint8))
+    return root
+
+
+def test_training_sets_resolve_by_name(tmp_path, monkeypatch):
+    monkeypatch.setenv("CAUSALSR_DATA", str(_data_folder(tmp_path)))
+    assert resolve_dataset("T91") == ("T91", [tmp_path / "train/T91/x.png"])
+    with pytest.raises(FileNotFoundError, match="training set BSD200 not found in CAUSALSR_DATA="):
+        resolve_dataset("bsd200")
+
+
+def test_explicit_data_root_that_is_missing_means_no_data(tmp_path, monkeypatch):
+    """CAUSALSR_DATA set to a missing folder never falls back to the default ../shared/data."""
+    (tmp_path / "work").mkdir()
+    _data_folder(tmp_path / "shared" / "data")
+    monkeypatch.chdir(tmp_path / "work")
     monkeypatch.delenv("CAUSALSR_DATA", raising=False)
+    assert datasets.data_root() == tmp_path / "shared" / "data"  # the default, beside the working directory
+    monkeypatch.setenv("CAUSALSR_DATA", str(tmp_path / "nonexistent"))
+    assert datasets.data_root() is None and datasets.find_dataset("Set5") is None
+    with pytest.raises(FileNotFoundError, match="CAUSALSR_DATA="):
+        resolve_dataset("Set5")
+    with pytest.raises(FileNotFoundError, match="CAUSALSR_DATA"):
+        datasets.benchmark_root()
+
+
+def test_set_data_root_overrides_the_variable(tmp_path, monkeypatch):
+    monkeypatch.setattr(datasets, "_data_root_override", None)  # restored after the test
+    monkeypatch.setenv("CAUSALSR_DATA", str(tmp_path / "nonexistent"))
+    datasets.set_data_root(_data_folder(tmp_path / "d", benchmarks=("Set14",)))
+    assert datasets.benchmark_root() == tmp_path / "d" / "benchmarks"
+    assert datasets.find_dataset("set14") == tmp_path / "d" / "benchmarks" / "Set14" / "HR"
+    assert datasets.find_dataset("Set5") is None
+    with pytest.raises(ValueError, match="unknown dataset"):
+        datasets.find_dataset("Set6")
+    datasets.set_data_root(None)
+    assert datasets.data_root() is None
+
+
+@requires_dataset("Set5", "BSD100")
+def test_resolve_installed_benchmarks():
     name, files = resolve_dataset("Set5")
     assert name == "Set5" and [f.stem for f in files] == ["baby", "bird", "butterfly", "head", "woman"]
     assert len(resolve_dataset("b100")[1]) == 100

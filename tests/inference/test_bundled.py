@@ -4,12 +4,11 @@ import json
 import pytest
 
 import causalsr
-from causalsr.data.imageio import read_image
 from causalsr.data.imresize import make_lr
 from causalsr.evaluation.harness import evaluate
 from causalsr.evaluation.methods import Bicubic, CausalSRMethod
 from causalsr.inference.bundled import BUNDLED, bundled_stem, model_card
-from helpers import SET5
+from helpers import dataset_dir, photo, requires_dataset
 
 
 @pytest.mark.parametrize("name", sorted(BUNDLED))
@@ -17,24 +16,27 @@ def test_bundled_model_loads_and_upscales_to_size(name):
     model = causalsr.load(name)
     scale = BUNDLED[name]
     assert model.scale == scale
-    lr = make_lr(read_image(SET5 / "bird.png").rgb, scale)
+    lr = make_lr(photo(288, 288), scale)
     out = model.upscale(lr)
     assert out.shape == (lr.shape[0] * scale, lr.shape[1] * scale, 3)
     assert model_card(name) and f"x{scale}" in model_card(name)
 
 
+@requires_dataset("Set5")
 def test_bundled_x4_reproduces_its_card_on_set5():
     """Set5 x4 PSNR-Y equals the value recorded in the model's JSON (and beats bicubic)."""
+    set5 = dataset_dir("Set5")
     recorded = json.loads(bundled_stem("x4").with_suffix(".json").read_text())["metrics"]
     expected = next(m for m in recorded if m["dataset"] == "Set5" and m["degradation"] == "bicubic")
-    ours = evaluate(CausalSRMethod(), [str(SET5)], [4], progress=False)[0].mean("psnr")
-    bicubic = evaluate(Bicubic(), [str(SET5)], [4], progress=False)[0].mean("psnr")
+    ours = evaluate(CausalSRMethod(), [str(set5)], [4], progress=False)[0].mean("psnr")
+    bicubic = evaluate(Bicubic(), [str(set5)], [4], progress=False)[0].mean("psnr")
     assert ours == pytest.approx(expected["psnr"], abs=0.02)
     assert ours > bicubic + 1.0
 
 
 @pytest.mark.parametrize("preset_name, factor, target, tolerance", [("noise", "noise", 15.0, 3.0),
                                                                      ("jpeg", "jpeg", 30.0, 10.0)])
+@requires_dataset("Set14")
 def test_bundled_x4_analyze_reads_the_paper_presets_on_set14(preset_name, factor, target, tolerance):
     """Issue #5's analyze targets, on the shipped weights: mean estimate over Set14 degraded with the preset."""
     from causalsr.data.datasets import resolve_dataset
@@ -42,7 +44,7 @@ def test_bundled_x4_analyze_reads_the_paper_presets_on_set14(preset_name, factor
     from causalsr.evaluation.harness import load_hr_uint8
 
     model = causalsr.load("x4")
-    _, paths = resolve_dataset(str(SET5.parents[1] / "Set14" / "HR"))
+    _, paths = resolve_dataset("Set14")
     values = [model.analyze(degrade_numpy_uint8(load_hr_uint8(p)[0], preset(preset_name, 4, seed=i))).factors[factor].value
               for i, p in enumerate(paths)]
     assert len(values) == 14

@@ -11,7 +11,7 @@ from PIL import Image
 from causalsr.cli.main import main
 from causalsr.inference.export import export_onnx
 from causalsr.models.causalsr import load_pretrained, save_pretrained
-from helpers import BABY, tiny_model
+from helpers import photo_image, tiny_model
 
 ort = pytest.importorskip("onnxruntime")
 
@@ -25,8 +25,8 @@ def exported(tmp_path_factory):
 
 
 def _lr(size: tuple[int, int]) -> torch.Tensor:
-    """A real image: a crop of Set5 baby, downscaled 2x (larger than the encoder input, so it antialiases)."""
-    hr = Image.open(BABY).convert("RGB").crop((100, 80, 100 + 2 * size[1], 80 + 2 * size[0]))
+    """A photo-like image, downscaled 2x (larger than the encoder input, so it antialiases)."""
+    hr = photo_image().crop((100, 80, 100 + 2 * size[1], 80 + 2 * size[0]))
     lr = np.asarray(hr.resize((size[1], size[0]), Image.BICUBIC), dtype=np.float32) / 255.0
     return torch.from_numpy(lr).permute(2, 0, 1)[None].contiguous()
 

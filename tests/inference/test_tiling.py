@@ -5,11 +5,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
-from PIL import Image
 
 from causalsr.inference.tiling import auto_tile_size, available_memory, blend_weights, tile_starts, tiled_apply
 from causalsr.metrics.psnr_ssim import psnr
-from helpers import BABY
+from helpers import photo
 
 
 class LocalSR(nn.Module):
@@ -110,7 +109,7 @@ def test_real_causalsr_tiled_matches_untiled():
         if ".cond." in name:
             nn.init.normal_(p, std=0.1)
     up = Upscaler(model)
-    img = np.asarray(Image.open(BABY).convert("RGB"))[:512, :512]
+    img = photo(512, 512)
     whole = up.upscale(img, tile=None)
     tiled = up.upscale(img, tile=128, tile_overlap=16)
     assert whole.shape == tiled.shape == (1024, 1024, 3)

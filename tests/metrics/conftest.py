@@ -1,15 +1,9 @@
-"""The shared metric-calibration pairs (skip when the shared data folder is absent)."""
+"""The metric-calibration pairs of the data folder (the test skips when they are absent)."""
 import pytest
+
+from helpers import dataset_dir
 
 
 @pytest.fixture(scope="session")
 def calibration_dir():
-    from causalsr.data.datasets import benchmark_root
-
-    try:
-        folder = benchmark_root().parent / "iqa-calibration"
-    except FileNotFoundError as e:
-        pytest.skip(str(e))
-    if not folder.is_dir():
-        pytest.skip(f"{folder}: calibration pairs not installed")
-    return folder
+    return dataset_dir("iqa-calibration")

@@ -3,9 +3,8 @@ import pytest
 import torch
 
 from causalsr.data.degradations import jpeg_roundtrip
-from causalsr.data.imageio import read_image
 from causalsr.models.posterior import BlockSpectrum, DegradationPosterior, dct_basis
-from helpers import BABY
+from helpers import photo
 
 
 @pytest.fixture
@@ -130,7 +129,7 @@ def test_dct_basis_is_orthonormal():
 
 def test_block_spectrum_sees_the_jpeg_grid_and_noise():
     """JPEG quantisation removes high frequencies on the aligned 8x8 grid only; noise lifts both grids."""
-    rgb = read_image(BABY).rgb[:256, :256]
+    rgb = photo(256, 256)
     spec = BlockSpectrum()
 
     def feats(img):

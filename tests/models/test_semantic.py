@@ -10,7 +10,7 @@ import torch.nn as nn
 from PIL import Image
 
 from causalsr.models.semantic import SCT, SEMANTIC_ENCODERS, build_semantic_encoder
-from helpers import SET5
+from helpers import dataset_dir, requires_dataset
 
 MONARCH = 323  # ImageNet-1k class of Set5's butterfly
 
@@ -41,9 +41,9 @@ def test_efficientnet_weights_really_load(effnet):
     assert all(torch.equal(own[k], state[k]) for k in state)
 
 
-@pytest.mark.skipif(not (SET5 / "butterfly.png").exists(), reason="Set5 not available")
+@requires_dataset("Set5")
 def test_efficientnet_classifies_a_real_photo():
-    img = np.asarray(Image.open(SET5 / "butterfly.png").convert("RGB"), dtype=np.float32) / 255
+    img = np.asarray(Image.open(dataset_dir("Set5") / "butterfly.png").convert("RGB"), dtype=np.float32) / 255
     x = torch.from_numpy(img).permute(2, 0, 1)[None]
     pretrained = build_semantic_encoder("efficientnet-lite0")
     random_init = build_semantic_encoder("efficientnet-lite0", pretrained=False)
