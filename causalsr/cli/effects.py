@@ -20,6 +20,8 @@ import argparse
 import json
 import sys
 
+from causalsr.cli.datasets import add_data_root_argument, apply_data_root
+
 OUTCOMES = {"output": "output |dX| (0-255)", "psnr": "PSNR-Y (dB)"}
 
 
@@ -54,6 +56,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", metavar="PATH", help="checkpoint (its scale only); default: the bundled x<S> models")
     p.add_argument("--seed", type=int, default=0, help="seed for the degradations and Z samples")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    add_data_root_argument(p)
 
 
 def _unit_effects(up, hr_u8, params, treatment, n_samples, generator):
@@ -100,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     from causalsr.cli.main import setup_error
 
     fail = partial(setup_error, "effects")
-
+    apply_data_root(args)
     try:
         treatment = parse_treatment(args.treatment)
         for s in args.scales:

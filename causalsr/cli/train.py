@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from causalsr.atomic import atomic_write_text
+from causalsr.cli.datasets import add_data_root_argument, apply_data_root
 from causalsr.config import ConfigError, load_config, to_dict
 
 
@@ -22,6 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="'auto': continue from the newest valid checkpoint in the output folder "
                              "(start fresh if there is none); PATH: a checkpoint or checkpoints folder")
     parser.add_argument("--out", metavar="DIR", help="output folder (overrides run.out_dir)")
+    add_data_root_argument(parser)
 
 
 def _error(msg: str) -> int:
@@ -37,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from causalsr.training.distributed import DistributedError, init_distributed
     from causalsr.training.trainer import Trainer, TrainingError
 
+    apply_data_root(args)
     try:
         cfg = load_config(TrainConfig, args.config, args.set)
     except (ConfigError, TypeError, ValueError) as e:

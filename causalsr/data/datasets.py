@@ -75,7 +75,7 @@ def data_root_source() -> str:
     explicit = _explicit_root()
     if explicit is not None:
         return explicit[1]
-    return f"the default {' or '.join(str(d) for d in default_data_dirs())} ({DATA_ENV} not set)"
+    return f"default {' or '.join(str(d) for d in default_data_dirs())}; {DATA_ENV} not set"
 
 
 def _missing(what: str) -> FileNotFoundError:
