@@ -8,7 +8,7 @@ Public API (imported lazily so that `import causalsr` stays cheap)::
     report = model.analyze(pil_image)    # named degradation factors with uncertainty
     sr_clean = model.do(pil_image, noise=0)
 """
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one version definition: pyproject.toml reads it (dynamic version)
 
 
 def load(name_or_path: str = "x4", **kwargs):
