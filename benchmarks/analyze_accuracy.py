@@ -23,6 +23,7 @@ import json
 import sys
 
 import numpy as np
+from blur_detector import roc_auc
 
 import causalsr
 from causalsr.atomic import atomic_write_text
@@ -30,8 +31,6 @@ from causalsr.data.datasets import resolve_dataset
 from causalsr.data.degradations import DegradationParams, auto_ksize, degrade_numpy_uint8, preset
 from causalsr.evaluation.harness import load_hr_uint8, run_meta
 from causalsr.factors import FACTOR_NAMES
-
-from blur_detector import roc_auc
 
 PRESETS = ("bicubic", "blur", "noise", "jpeg")
 
@@ -70,7 +69,7 @@ def main() -> int:
         blur_readings[p] = np.array(est["blur"])
         if truth[FACTOR_NAMES.index("blur")] > 0:
             rows[p]["blur"]["auc_vs_bicubic"] = roc_auc(blur_readings["bicubic"], blur_readings[p])
-    print(f"| preset | " + " | ".join(f"{f}: true / mean est. (sd)" for f in FACTOR_NAMES) + " |")
+    print("| preset | " + " | ".join(f"{f}: true / mean est. (sd)" for f in FACTOR_NAMES) + " |")
     print("|---|" + "---|" * len(FACTOR_NAMES))
     for p, r in rows.items():
         print(f"| {p} | " + " | ".join(f"{r[f]['true']:.1f} / {r[f]['mean']:.2f} ({r[f]['sd_over_images']:.2f})"

@@ -11,7 +11,8 @@ script reports, per set, how many of each it flags as blurred (logit > 0), the
 accuracy at logit 0, the best-threshold accuracy (as `blur_visibility.py`),
 the ROC AUC and the paired logit shift.
 
-    python3 benchmarks/blur_detector.py train --out outputs/blur_detector.safetensors --steps 9000 --minutes 5.5 --num-workers 8
+    python3 benchmarks/blur_detector.py train --out outputs/blur_detector.safetensors --steps 9000 --minutes 5.5 \
+        --num-workers 8
     python3 benchmarks/blur_detector.py eval outputs/blur_detector.safetensors Set14 BSD100 Urban100 \\
         --json benchmarks/results/blur_detector.json
 
@@ -147,7 +148,8 @@ def evaluate(args: argparse.Namespace) -> None:
                "roc_auc": roc_auc(s[:, 0], s[:, 1]), "shift_mean": float((s[:, 1] - s[:, 0]).mean()),
                "shift_sd": float((s[:, 1] - s[:, 0]).std()), "logits": s.tolist()}
         rows.append(row)
-        print(f"| {label} | {len(s)} | {flagged[1]} / {flagged[0]} | {row['accuracy_at_0']:.2f} | {row['best_threshold_accuracy']:.2f} | "
+        print(f"| {label} | {len(s)} | {flagged[1]} / {flagged[0]} | {row['accuracy_at_0']:.2f} "
+              f"| {row['best_threshold_accuracy']:.2f} | "
               f"{row['roc_auc']:.3f} | {row['shift_mean']:.2f} +- {row['shift_sd']:.2f} |", flush=True)
     if args.json:
         record = {**run_meta(" ".join(sys.argv)), "weights": args.weights, "detector": meta, "sets": rows}

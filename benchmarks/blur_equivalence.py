@@ -40,7 +40,8 @@ def main() -> int:
     args = ap.parse_args()
     sigmas = np.round(np.arange(args.sigmas[0], args.sigmas[1] + 1e-9, args.sigmas[2]), 4)
     results = {}
-    print("| set | images | closest Gaussian sigma | PSNR preset vs it (dB) | identical LR values | PSNR preset vs no blur (dB) |")
+    print("| set | images | closest Gaussian sigma | PSNR preset vs it (dB) | identical LR values "
+          "| PSNR preset vs no blur (dB) |")
     print("|---|---|---|---|---|---|")
     for name_or_path in args.datasets:
         name, paths = resolve_dataset(name_or_path)
@@ -50,7 +51,8 @@ def main() -> int:
             blurred = degrade_numpy_uint8(hr, preset("blur", SCALE, seed=i))
             vs_clean.append(psnr(blurred, degrade_numpy_uint8(hr, preset("bicubic", SCALE, seed=i)), y=False))
             for j, s in enumerate(sigmas):
-                lr = degrade_numpy_uint8(hr, DegradationParams(SCALE, blur_sigma=(s, s, 0.0), blur_ksize=auto_ksize(s), seed=i))
+                params = DegradationParams(SCALE, blur_sigma=(s, s, 0.0), blur_ksize=auto_ksize(s), seed=i)
+                lr = degrade_numpy_uint8(hr, params)
                 psnrs[i, j], same[i, j] = psnr(blurred, lr, y=False), float((blurred == lr).mean())
         best = int(np.argmax(psnrs.mean(0)))
         row = {"images": len(paths), "sigmas": sigmas.tolist(), "mean_psnr_per_sigma": psnrs.mean(0).tolist(),
@@ -60,8 +62,8 @@ def main() -> int:
         print(f"| {name} | {len(paths)} | {row['closest_sigma']:.2f} | {row['psnr_at_closest']:.2f} | "
               f"{100 * row['identical_at_closest']:.1f}% | {row['psnr_vs_no_blur']:.2f} |", flush=True)
     if args.json:
-        atomic_write_text(args.json, json.dumps({"meta": run_meta(" ".join(sys.argv)), "scale": SCALE, "results": results},
-                                                indent=2))
+        doc = {"meta": run_meta(" ".join(sys.argv)), "scale": SCALE, "results": results}
+        atomic_write_text(args.json, json.dumps(doc, indent=2))
     return 0
 
 

@@ -28,8 +28,8 @@ SCALE = 4
 
 def paired_lr(hr: np.ndarray, seed: int) -> list[torch.Tensor]:
     """The clean (bicubic x4) and the blurred (paper's blur preset) LR of one HR image, each (1, 3, h, w) in [0, 1]."""
-    return [torch.from_numpy(degrade_numpy_uint8(hr, preset(p, SCALE, seed=seed))).permute(2, 0, 1)[None].float() / 255.0
-            for p in ("bicubic", "blur")]
+    lrs = [degrade_numpy_uint8(hr, preset(p, SCALE, seed=seed)) for p in ("bicubic", "blur")]
+    return [torch.from_numpy(lr).permute(2, 0, 1)[None].float() / 255.0 for lr in lrs]
 
 
 def best_threshold_accuracy(clean: np.ndarray, blurred: np.ndarray) -> float:
@@ -58,7 +58,8 @@ def main() -> int:
         a = np.array(stats)
         shift = a[:, 1] - a[:, 0]
         accuracy = best_threshold_accuracy(-a[:, 0], -a[:, 1])  # blur lowers the statistic
-        print(f"| {label} | {len(a)} | {shift.mean():.3f} +- {shift.std():.3f} | {a[:, 0].std():.3f} | {accuracy:.2f} |")
+        print(f"| {label} | {len(a)} | {shift.mean():.3f} +- {shift.std():.3f} | {a[:, 0].std():.3f} "
+              f"| {accuracy:.2f} |")
     return 0
 
 

@@ -40,7 +40,8 @@ def main() -> int:
     torch.manual_seed(0)
     torch.set_num_threads(1)
     # Training patches are 24x24 LR, so analysis_crop only changes how Set14 is analysed.
-    post = DegradationPosterior(scale=SCALE, spectrum="spectrum" in variant, analysis_crop=24 if "tiles" in variant else 0)
+    post = DegradationPosterior(scale=SCALE, spectrum="spectrum" in variant,
+                                analysis_crop=24 if "tiles" in variant else 0)
     patch = 256 if "multicrop" in variant else 96
     data = HRPatchDataset(["../shared/data/train/T91", "../shared/data/train/BSD200"], SCALE, patch,
                           SamplerConfig(p_clean=0.5, p_preset=0.2), seed=0, repeat=100)
@@ -71,7 +72,8 @@ def main() -> int:
                 params = preset(name, SCALE, seed=i)
                 lr = torch.from_numpy(degrade_numpy_uint8(hr, params)).permute(2, 0, 1)[None].float() / 255
                 est.append(denormalise(post(lr).mean[0, :len(FACTOR_NAMES)]).numpy())
-            print(f"  {name:11s} true {params.factors().round(1)} est {np.mean(est, 0).round(2)} sd {np.std(est, 0).round(2)}")
+            print(f"  {name:11s} true {params.factors().round(1)} est {np.mean(est, 0).round(2)} "
+                  f"sd {np.std(est, 0).round(2)}")
     return 0
 
 

@@ -52,7 +52,8 @@ def main() -> int:
             torch.nn.init.zeros_(block.conv2.bias)
         torch.nn.init.zeros_(net.net.upsample[0].weight)
         torch.nn.init.zeros_(net.net.upsample[0].bias)
-    sampler = SamplerConfig(p_clean=1.0, p_preset=0.0) if "clean" in variant else SamplerConfig(p_clean=0.4, p_preset=0.2)
+    clean = "clean" in variant
+    sampler = SamplerConfig(p_clean=1.0, p_preset=0.0) if clean else SamplerConfig(p_clean=0.4, p_preset=0.2)
     data = HRPatchDataset(["../shared/data/train/T91", "../shared/data/train/BSD200"], 4, 96, sampler, seed=0)
     loader = torch.utils.data.DataLoader(data, batch_size=16, shuffle=True, num_workers=1, collate_fn=collate,
                                          persistent_workers=True)
@@ -70,8 +71,8 @@ def main() -> int:
                 net.eval()
                 r = validate(net, val, 4, torch.device("cpu"))
                 net.train()
-                print(f"{variant} step {step} {time.time() - t0:.0f}s Set5 x4 PSNR-Y {r['psnr']:.2f} SSIM {r['ssim']:.4f}",
-                      flush=True)
+                print(f"{variant} step {step} {time.time() - t0:.0f}s Set5 x4 PSNR-Y {r['psnr']:.2f} "
+                      f"SSIM {r['ssim']:.4f}", flush=True)
             if step >= steps:
                 break
     return 0

@@ -27,7 +27,8 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "") -> T:
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
-        raise ConfigError(f"{where or cls.__name__}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(names))}")
+        raise ConfigError(f"{where or cls.__name__}: unknown key(s) {', '.join(unknown)}; "
+                          f"allowed: {', '.join(sorted(names))}")
     kwargs = {}
     for name, value in data.items():
         hint = hints.get(name)
@@ -40,7 +41,8 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "") -> T:
             try:
                 value = hint(value)
             except ValueError:
-                raise ConfigError(f"{where + '.' if where else ''}{name}: expected {hint.__name__}, got {value!r}") from None
+                key = f"{where}.{name}" if where else name
+                raise ConfigError(f"{key}: expected {hint.__name__}, got {value!r}") from None
         elif hint is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         kwargs[name] = value

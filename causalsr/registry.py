@@ -17,7 +17,8 @@ so optional extras fail only when they are asked for.
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 
 class Registry:

@@ -26,6 +26,7 @@ from causalsr.models.causalsr import load_pretrained, with_model_overrides
 def card(info: dict, evals: list[dict], note: str) -> str:
     t = info.get("training", {})
     cfg = t.get("config", {})
+    data = t.get("data", {})
     m = info["model_config"]
     lines = [
         f"# causalsr x{info['scale']} (bundled)",
@@ -39,11 +40,12 @@ def card(info: dict, evals: list[dict], note: str) -> str:
         f"| posterior | spectrum input {m.get('posterior_spectrum', False)}, analysis crop "
         f"{m.get('posterior_crop', 0) or 'default'} (docs/paper-mapping.md deviations 31-33) |",
         f"| preset | `{t.get('preset', '?')}` |",
-        f"| training data | {', '.join(t.get('data', {}).get('train_roots', []))}, HR patch {t.get('data', {}).get('patch_size')}, "
-        f"batch {t.get('data', {}).get('batch_size')}, on-the-fly degradations (sampler {t.get('data', {}).get('sampler', {})}) |",
+        f"| training data | {', '.join(data.get('train_roots', []))}, HR patch {data.get('patch_size')}, "
+        f"batch {data.get('batch_size')}, on-the-fly degradations (sampler {data.get('sampler', {})}) |",
         f"| steps | {t.get('steps')} ({t.get('skipped_steps', 0)} non-finite steps skipped) |",
         f"| compute | {t.get('wall_time_s', 0) / 60:.1f} min wall on {t.get('machine', {})} |",
-        f"| losses | {cfg.get('loss', {}).get('rec_norm')} restoration, all seven terms of Eq. 22 on (see docs/paper-mapping.md) |",
+        f"| losses | {cfg.get('loss', {}).get('rec_norm')} restoration, all seven terms of Eq. 22 on "
+        "(see docs/paper-mapping.md) |",
         f"| validation during training | {t.get('val', {})} |",
     ]
     fits, fit = [], info.get("posterior_fit")
@@ -69,10 +71,12 @@ def card(info: dict, evals: list[dict], note: str) -> str:
     for ev in evals:
         cmd = ev.get("meta", {}).get("command", "")
         for r in ev["results"]:
-            lines.append(f"| {r['dataset']} | {r['degradation']} | {r['n_images']} | {r['psnr']:.3f} | {r['ssim']:.4f} | `{cmd}` |")
+            lines.append(f"| {r['dataset']} | {r['degradation']} | {r['n_images']} | {r['psnr']:.3f} "
+                         f"| {r['ssim']:.4f} | `{cmd}` |")
     if evals:
         meta = evals[0].get("meta", {})
-        lines += ["", f"Measured {meta.get('date', '?')} on {meta.get('machine', '?')}, commit {meta.get('commit', '?')}."]
+        when = f"Measured {meta.get('date', '?')} on {meta.get('machine', '?')}, commit {meta.get('commit', '?')}."
+        lines += ["", when]
     return "\n".join(lines) + "\n"
 
 

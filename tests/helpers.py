@@ -40,7 +40,7 @@ def requires_dataset(*names: str) -> pytest.MarkDecorator:
     return pytest.mark.skipif(bool(missing), reason=_missing_reason(", ".join(missing)))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _photo(height: int, width: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     # Texture: 1/f ("pink") noise, as in natural images, one field per channel plus a shared one.

@@ -70,13 +70,12 @@ def explain_panel(up, img, n_samples: int = 3, seed: int = 0):
 
 
 def run(args: argparse.Namespace) -> int:
-    from causalsr.atomic import atomic_path, atomic_write_text
-    from causalsr.data.imageio import ImageReadError, read_image
-    from causalsr.inference.api import load_for_scale
-
     from functools import partial
 
+    from causalsr.atomic import atomic_path, atomic_write_text
     from causalsr.cli.main import setup_error
+    from causalsr.data.imageio import ImageReadError, read_image
+    from causalsr.inference.api import load_for_scale
 
     fail = partial(setup_error, "analyze")
 

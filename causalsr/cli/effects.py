@@ -43,7 +43,8 @@ def parse_treatment(text: str) -> tuple[str, float, float]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--datasets", nargs="+", required=True, metavar="D", help="benchmark names (Set5, ...) or HR folders")
+    p.add_argument("--datasets", nargs="+", required=True, metavar="D",
+                   help="benchmark names (Set5, ...) or HR folders")
     p.add_argument("--scales", nargs="+", type=int, default=[4], choices=(2, 3, 4), metavar="S", help="SR factors")
     p.add_argument("--treatment", required=True, metavar="FACTOR=A:B",
                    help="compare do(FACTOR=A) with do(FACTOR=B), physical units, e.g. noise=0:15")
@@ -88,19 +89,18 @@ def _estimate_dict(e) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    from functools import partial
+
     import numpy as np
     import torch
 
     from causalsr.atomic import atomic_write_text
     from causalsr.causal.effects import kmeans, summarize_effects
+    from causalsr.cli.main import setup_error
     from causalsr.data.datasets import resolve_dataset
     from causalsr.data.degradations import preset
     from causalsr.data.imageio import ImageReadError, read_image
     from causalsr.inference.api import load_for_scale
-
-    from functools import partial
-
-    from causalsr.cli.main import setup_error
 
     fail = partial(setup_error, "effects")
     apply_data_root(args)
@@ -139,7 +139,8 @@ def run(args: argparse.Namespace) -> int:
                 feats.append(f)
             if len(out) < 2:
                 return fail(f"{ds_name} x{s}: need at least 2 (image, Z) units, got {len(out)}")
-            effects = {"output": torch.tensor(out, dtype=torch.float64), "psnr": torch.tensor(dpsnr, dtype=torch.float64)}
+            effects = {"output": torch.tensor(out, dtype=torch.float64),
+                       "psnr": torch.tensor(dpsnr, dtype=torch.float64)}
             entry = {"dataset": ds_name, "scale": s, "n_images": len(feats), "n_units": len(out),
                      "ate": {k: _estimate_dict(summarize_effects(v)) for k, v in effects.items()}, "cate": []}
             k = args.by_semantic_cluster
@@ -149,8 +150,8 @@ def run(args: argparse.Namespace) -> int:
                 for c in range(int(labels.max()) + 1):
                     sel = unit_labels == c
                     if int(sel.sum()) >= 2:
-                        entry["cate"].append({"cluster": c, "n_images": int((labels == c).sum()),
-                                              **{o: _estimate_dict(summarize_effects(v[sel])) for o, v in effects.items()}})
+                        per_outcome = {o: _estimate_dict(summarize_effects(v[sel])) for o, v in effects.items()}
+                        entry["cate"].append({"cluster": c, "n_images": int((labels == c).sum()), **per_outcome})
             results.append(entry)
     _print_table(results, f"do({name}={a:g}) vs do({name}={b:g})", args.degradation)
     if args.json:

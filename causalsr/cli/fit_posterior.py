@@ -55,8 +55,9 @@ def run(args: argparse.Namespace) -> int:
     except (PosteriorFitError, ValueError) as e:
         return setup_error("fit-posterior", str(e))
     meta = {k: v for k, v in info.items() if k not in ("format", "arch", "scale", "model_config", "metrics")}
-    meta["posterior_fit"] = {"from": args.model, "config": to_dict(cfg), "first_loss": losses[0], "last_loss": losses[-1],
-                             "steps": len(losses), "device": device_name(device),
+    meta["posterior_fit"] = {"from": args.model, "config": to_dict(cfg),
+                             "first_loss": losses[0], "last_loss": losses[-1], "steps": len(losses),
+                             "device": device_name(device),
                              "wall_time_s": round(time.monotonic() - started, 1)}
     if "posterior_fit" in info:  # a calibration of a calibrated model keeps the earlier record
         meta["posterior_fit"]["previous"] = info["posterior_fit"]

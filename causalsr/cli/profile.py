@@ -187,7 +187,7 @@ def _measure(spec: dict) -> dict:
         if s in method.scales:
             img = _lr_image(w, h, s)
             upscale(img, s)  # warm-up
-            res["runtime_ms"][str(s)] = 1000 * _median_time(lambda: upscale(img, s), spec["repeats"])
+            res["runtime_ms"][str(s)] = 1000 * _median_time(lambda img=img, s=s: upscale(img, s), spec["repeats"])
     _, files = resolve_dataset(spec["images"])
     rates = []
     for i, f in enumerate(files):
@@ -245,10 +245,11 @@ def markdown_table(rows: list[dict], size: str, scale: int, images: str) -> str:
         params = "n/a" if r.get("params") is None else f"{r['params'] / 1e6:.3f}M"
         if r.get("params_note", "counted") != "counted":
             params += f" ({r['params_note']})"
-        gmacs = _fmt(r.get("gmacs"), ".2f") + (f" {r['gmacs_note']}" if r.get("gmacs_note", "").startswith("[C]") else "")
+        note = r.get("gmacs_note", "")
+        gmacs = _fmt(r.get("gmacs"), ".2f") + (f" {note}" if note.startswith("[C]") else "")
         lines.append(f"| {r['method']} | {params} | {gmacs} | {_fmt(r.get('infer_mem_mb'), '.0f')} "
-                     f"| {_fmt(r.get('train_mem_mb'), '.0f')} | {_fmt(rt.get('2'), '.1f')} | {_fmt(rt.get('3'), '.1f')} "
-                     f"| {_fmt(rt.get('4'), '.1f')} | {_fmt(r.get('out_mps'), '.3f')} |")
+                     f"| {_fmt(r.get('train_mem_mb'), '.0f')} | {_fmt(rt.get('2'), '.1f')} "
+                     f"| {_fmt(rt.get('3'), '.1f')} | {_fmt(rt.get('4'), '.1f')} | {_fmt(r.get('out_mps'), '.3f')} |")
     return "\n".join(lines)
 
 

@@ -137,14 +137,13 @@ def _out_folder_error(folder: Path) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from causalsr.data.imageio import ImageReadError, read_image, write_image
-    from causalsr.inference.api import load_for_scale
-
     from functools import partial
 
+    from tqdm import tqdm
+
     from causalsr.cli.main import setup_error
+    from causalsr.data.imageio import ImageReadError, read_image, write_image
+    from causalsr.inference.api import load_for_scale
 
     fail = partial(setup_error, "upscale")
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import os
 import re
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -193,7 +194,8 @@ class HRPatchDataset(Dataset):
                 self.images.append(rgb)
                 self.names.append(path.stem)
         if skipped:
-            warnings.warn(f"{len(skipped)} image(s) smaller than patch_size {patch_size} skipped (e.g. {skipped[0]})")
+            warnings.warn(f"{len(skipped)} image(s) smaller than patch_size {patch_size} skipped (e.g. {skipped[0]})",
+                          stacklevel=2)
         if not self.images:
             raise ValueError(f"no training image is at least {patch_size}x{patch_size} in {', '.join(map(str, roots))}")
 
@@ -240,7 +242,8 @@ class PairedDataset(Dataset):
             else:
                 self.pairs.append((lr, hr))
         if unmatched:
-            raise ValueError(f"{lr_dir}: {len(unmatched)} LR image(s) without an HR match in {hr_dir} (e.g. {unmatched[0]})")
+            raise ValueError(f"{lr_dir}: {len(unmatched)} LR image(s) without an HR match in {hr_dir} "
+                             f"(e.g. {unmatched[0]})")
         if not self.pairs:
             raise ValueError(f"{lr_dir}: no LR images found")
 

@@ -25,7 +25,8 @@ MAX_PIXELS = 200_000_000
 """Default decompression-bomb limit (width * height) for `read_image`."""
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP"}
+_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
+            ".webp": "WEBP"}
 _GREY_16 = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 _PNG_16_RAWMODES = {"RGB;16B": "RGB;16L", "RGBA;16B": "RGBA;16L"}  # big-endian raw -> low-byte reader
 
@@ -167,7 +168,8 @@ def write_image(path: str | os.PathLike, rgb: np.ndarray, alpha: np.ndarray | No
     path = Path(path)
     ext = path.suffix.lower()
     if ext not in IMAGE_EXTENSIONS:
-        raise ValueError(f"{path}: unsupported output extension {ext or '(none)'}; use one of {', '.join(IMAGE_EXTENSIONS)}")
+        raise ValueError(f"{path}: unsupported output extension {ext or '(none)'}; "
+                         f"use one of {', '.join(IMAGE_EXTENSIONS)}")
     if bit_depth not in (8, 16):
         raise ValueError(f"{path}: bit_depth must be 8 or 16, got {bit_depth}")
     if rgb.ndim == 3 and rgb.shape[2] == 1:

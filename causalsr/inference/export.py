@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import contextlib
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import torch
 import torch.nn as nn
@@ -101,7 +101,8 @@ def export_onnx(model: nn.Module, path: str | Path, opset: int = DEFAULT_OPSET, 
             the posterior's crop threshold so the whole-image path is traced.
     """
     if opset < MIN_OPSET:
-        raise ValueError(f"opset {opset} is too old: the pipeline's antialiased resize needs opset {MIN_OPSET} or newer")
+        raise ValueError(f"opset {opset} is too old: the pipeline's antialiased resize needs opset {MIN_OPSET} "
+                         "or newer")
     if getattr(model.cfg, "plain", False):
         raise ValueError("the plain ablation has no latent Z; export it with a checkpoint of the full model")
     path = Path(path)

@@ -75,7 +75,8 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
         try:
             return self._ALLOWED[(module, name)]
         except KeyError:
-            raise pickle.UnpicklingError(f"refusing to unpickle {module}.{name}: only numpy arrays are allowed") from None
+            raise pickle.UnpicklingError(
+                f"refusing to unpickle {module}.{name}: only numpy arrays are allowed") from None
 
 
 def _flax_to_torch(params: dict, net: str) -> dict[str, torch.Tensor]:
@@ -244,7 +245,7 @@ class DISTS(nn.Module):
 PERCEPTUAL_METRICS = ("lpips", "lpips-vgg", "dists")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def get_model(name: str) -> nn.Module:
     """A shared, lazily built metric module: "lpips" (AlexNet), "lpips-vgg" or "dists"."""
     if name == "lpips":

@@ -118,7 +118,8 @@ def read_checkpoint(prefix: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     try:
         state = torch.load(train_state, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated zip, pickle refusing a non-tensor object, ...
-        raise CheckpointError(f"{train_state}: unreadable ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+        why = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise CheckpointError(f"{train_state}: unreadable ({why})") from None
     if not isinstance(state, dict) or "weights_sha256" not in state:
         raise CheckpointError(f"{train_state}: not a causalsr training state")
     if _sha256(weights) != state["weights_sha256"]:

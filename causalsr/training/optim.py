@@ -13,7 +13,7 @@ only when v ~ eps^2, and this keeps `ratio_clamp=False` identical to torch's Ada
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 

@@ -95,7 +95,8 @@ class BlurTwins(Dataset):
         sample = self.base[index]
         params = DegradationParams.from_dict(sample["params"])
         if params.blur_sigma is None:
-            twin = dataclasses.replace(params, blur_sigma=(PAPER_BLUR_SIGMA, PAPER_BLUR_SIGMA, 0.0), blur_ksize=PAPER_BLUR_KSIZE)
+            twin = dataclasses.replace(params, blur_sigma=(PAPER_BLUR_SIGMA, PAPER_BLUR_SIGMA, 0.0),
+                                       blur_ksize=PAPER_BLUR_KSIZE)
         else:
             twin = dataclasses.replace(params, blur_sigma=None, blur_ksize=0)
         return [sample, {**sample, "lr": degrade(sample["hr"], twin), "factors": torch.from_numpy(twin.factors()),
@@ -108,14 +109,17 @@ def collate_twins(batch: list[list[dict[str, Any]]]) -> dict[str, Any]:
 
 
 def blur_rank_loss(blur_mean: torch.Tensor, blur_true: torch.Tensor, scale: float) -> torch.Tensor:
-    """Paired logistic loss on twins (rows 2k, 2k+1): -log sigmoid((mean of the blurred - mean of the other) / scale)."""
+    """Paired logistic loss on twins (rows 2k, 2k+1).
+
+    -log sigmoid((mean of the blurred - mean of the other) / scale).
+    """
     mean, true = blur_mean.view(-1, 2), blur_true.view(-1, 2)
     sign = torch.where(true[:, 0] > true[:, 1], 1.0, -1.0)
     return F.softplus(-sign * (mean[:, 0] - mean[:, 1]) / scale).mean()
 
 
 def rate_factor(step: int, steps: int, warmup_steps: int = 0) -> float:
-    """Learning-rate multiplier at ``step``: a linear warm-up over ``warmup_steps``, then cosine decay to 0 at ``steps``.
+    """Learning-rate multiplier at ``step``: linear warm-up over ``warmup_steps``, then cosine decay to 0 at ``steps``.
 
     Cosine decay because the NLL of single samples is noisy, and a constant rate
     ends wherever the noise left it.
@@ -152,7 +156,8 @@ def fit_posterior(model: torch.nn.Module, cfg: PosteriorFitConfig, log=print) ->
     data.repeat = math.ceil(cfg.steps * cfg.batch_size / len(data.images))  # one epoch holds every step
     loader = DataLoader(BlurTwins(data) if cfg.blur_twins else data, batch_size=cfg.batch_size, shuffle=True,
                         collate_fn=collate_twins if cfg.blur_twins else collate, drop_last=True,
-                        num_workers=cfg.num_workers, pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(cfg.seed))
+                        num_workers=cfg.num_workers, pin_memory=device.type == "cuda",
+                        generator=torch.Generator().manual_seed(cfg.seed))
     opt = torch.optim.Adam(post.parameters(), lr=cfg.lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: rate_factor(step, cfg.steps, cfg.warmup_steps))
     losses: list[float] = []
@@ -173,7 +178,8 @@ def fit_posterior(model: torch.nn.Module, cfg: PosteriorFitConfig, log=print) ->
             loss = torch.tensor(math.nan)
         value = loss.item()
         if not math.isfinite(value):
-            raise PosteriorFitError(f"posterior fit diverged at step {len(losses) + 1} of {cfg.steps} (non-finite loss); "
+            raise PosteriorFitError(f"posterior fit diverged at step {len(losses) + 1} of {cfg.steps} "
+                                    "(non-finite loss); "
                                     f"lower lr (now {cfg.lr:g}) or set warmup_steps / grad_clip")
         opt.zero_grad()
         loss.backward()

@@ -7,9 +7,18 @@ import pytest
 import torch
 
 from causalsr.config import from_dict
-from causalsr.data.degradations import (PRESET_COMBINATIONS, PRESET_NAMES, DegradationParams, DegradationSampler,
-                                        SamplerConfig, degrade, degrade_batch, degrade_numpy_uint8, gaussian_kernel,
-                                        preset)
+from causalsr.data.degradations import (
+    PRESET_COMBINATIONS,
+    PRESET_NAMES,
+    DegradationParams,
+    DegradationSampler,
+    SamplerConfig,
+    degrade,
+    degrade_batch,
+    degrade_numpy_uint8,
+    gaussian_kernel,
+    preset,
+)
 from causalsr.data.imresize import imresize, make_lr
 from causalsr.factors import FACTOR_NAMES
 
@@ -167,7 +176,8 @@ def test_sampler_is_deterministic_and_consistent():
 def test_sampler_config_from_yaml_dict_and_validation():
     cfg = from_dict(SamplerConfig, {"presets": ["blur", "noise"], "blur_ksize": 7})
     assert cfg.presets == ("blur", "noise")
-    p = DegradationSampler(SamplerConfig(p_clean=0, p_preset=0, p_blur=1, blur_ksize=7)).sample(np.random.default_rng(1), 2)
+    sampler = DegradationSampler(SamplerConfig(p_clean=0, p_preset=0, p_blur=1, blur_ksize=7))
+    p = sampler.sample(np.random.default_rng(1), 2)
     assert p.blur_ksize == 7
     for bad in [dict(p_clean=0.7, p_preset=0.5), dict(presets=("fog",)), dict(blur_ksize=4), dict(p_noise=1.5),
                 dict(jpeg_quality=(90, 30))]:

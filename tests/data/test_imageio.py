@@ -7,8 +7,16 @@ import pytest
 import torch
 from PIL import Image
 
-from causalsr.data.imageio import (ImageReadError, LoadedImage, from_tensor, is_image_path, quantise, read_image,
-                                   to_tensor, write_image)
+from causalsr.data.imageio import (
+    ImageReadError,
+    LoadedImage,
+    from_tensor,
+    is_image_path,
+    quantise,
+    read_image,
+    to_tensor,
+    write_image,
+)
 
 RNG = np.random.default_rng(0)
 RGB8 = RNG.integers(0, 256, (9, 11, 3), dtype=np.uint8)
@@ -31,7 +39,8 @@ def test_rgb8_lossless_round_trip(tmp_path, ext):
 
 @pytest.mark.parametrize("ext", ["jpg", "webp"])
 def test_lossy_formats_close_at_high_quality(tmp_path, ext):
-    smooth = np.clip(np.add.outer(np.arange(32), np.arange(40))[..., None] * 3 + np.array([0, 20, 40]), 0, 255).astype(np.uint8)
+    ramp = np.add.outer(np.arange(32), np.arange(40))[..., None] * 3 + np.array([0, 20, 40])
+    smooth = np.clip(ramp, 0, 255).astype(np.uint8)
     write_image(tmp_path / f"a.{ext}", smooth, quality=98)
     assert np.abs(read_image(tmp_path / f"a.{ext}").rgb.astype(int) - smooth).mean() < 2
 

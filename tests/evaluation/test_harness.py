@@ -32,7 +32,8 @@ def folder(tmp_path):
 
 @requires_dataset("Set5", "Set14")
 def test_bicubic_reproduces_published_numbers(tmp_path):
-    results = evaluate(Bicubic(), ["Set5", "Set14"], [2, 3, 4], grey_convention="matlab", lr_cache=tmp_path, progress=False)
+    results = evaluate(Bicubic(), ["Set5", "Set14"], [2, 3, 4], grey_convention="matlab", lr_cache=tmp_path,
+                       progress=False)
     for r in results:
         pub_psnr, pub_ssim = PUBLISHED_BICUBIC[(r.dataset, r.scale)]
         assert not r.failures

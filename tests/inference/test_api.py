@@ -53,7 +53,7 @@ def test_pil_modes_round_trip(up, photo):
     rgba = rgb.convert("RGBA")
     assert up.upscale(rgba).mode == "RGBA"
     assert up.upscale(rgb.convert("CMYK")).mode == "RGB"
-    g16 = Image.fromarray((np.asarray(grey, dtype=np.uint16) * 257))
+    g16 = Image.fromarray(np.asarray(grey, dtype=np.uint16) * 257)
     out = up.upscale(g16)
     assert out.mode.startswith("I;16") and out.size == (128, 96)
 
@@ -123,7 +123,7 @@ def test_analyze_reports_factors_with_uncertainty(up, photo):
     q = up.model.infer_z(torch.from_numpy(photo / 255.0).permute(2, 0, 1)[None].float())
     std = (q.covariance_matrix[0].diagonal()[:3].sqrt() * scale_factors()).double().detach()
     assert list(report.factors) == [f.name for f in FACTORS]
-    for i, (name, f) in enumerate(report.factors.items()):
+    for i, f in enumerate(report.factors.values()):
         assert f.low <= f.value <= f.high
         assert f.std == pytest.approx(float(std[i]), rel=1e-4)
     np.testing.assert_allclose(np.diag(report.correlation), 1.0, atol=1e-9)

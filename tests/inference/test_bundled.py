@@ -45,7 +45,7 @@ def test_bundled_x4_analyze_reads_the_paper_presets_on_set14(preset_name, factor
 
     model = causalsr.load("x4")
     _, paths = resolve_dataset("Set14")
-    values = [model.analyze(degrade_numpy_uint8(load_hr_uint8(p)[0], preset(preset_name, 4, seed=i))).factors[factor].value
-              for i, p in enumerate(paths)]
+    degraded = [degrade_numpy_uint8(load_hr_uint8(p)[0], preset(preset_name, 4, seed=i)) for i, p in enumerate(paths)]
+    values = [model.analyze(lr).factors[factor].value for lr in degraded]
     assert len(values) == 14
     assert abs(sum(values) / len(values) - target) <= tolerance, values

@@ -17,7 +17,8 @@ class LocalSR(nn.Module):
     def __init__(self, scale: int):
         super().__init__()
         torch.manual_seed(0)
-        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 3 * scale * scale, 3, padding=1),
+        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(),
+                                  nn.Conv2d(8, 3 * scale * scale, 3, padding=1),
                                   nn.PixelShuffle(scale))
         self.scale = scale
 

@@ -5,8 +5,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from causalsr.models.backbone import (BACKBONES, TABLE_I_DECODER, TABLE_I_ENCODER, EfficientRestorer,
-                                      LevelConditioning, TableIRestorer, _resize_map, build_backbone)
+from causalsr.models.backbone import (
+    BACKBONES,
+    TABLE_I_DECODER,
+    TABLE_I_ENCODER,
+    EfficientRestorer,
+    LevelConditioning,
+    TableIRestorer,
+    _resize_map,
+    build_backbone,
+)
 
 COND, CTX = 12, 16
 
@@ -90,8 +98,10 @@ def table_i_formula(width: float = 1.0) -> int:
 
 def test_table_i_parameter_count():
     model = TableIRestorer(scale=4, width=1.0)
-    counted = sum(p.numel() for name, p in model.named_parameters() if name.split(".")[0] in ("encoder", "decoder", "output"))
-    assert counted == table_i_formula(1.0) == 36_255_811  # worked by hand: encoder 18,843,200 + decoder 17,410,880 + output 1,731
+    parts = ("encoder", "decoder", "output")
+    counted = sum(p.numel() for name, p in model.named_parameters() if name.split(".")[0] in parts)
+    # worked by hand: encoder 18,843,200 + decoder 17,410,880 + output 1,731
+    assert counted == table_i_formula(1.0) == 36_255_811
     assert table_i_formula(1.0) < sum(p.numel() for p in model.parameters())  # plus conditioning
 
 

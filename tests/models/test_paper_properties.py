@@ -73,8 +73,13 @@ def test_eq23_rec_loss_formula():
     g = torch.Generator().manual_seed(0)
     pred, target = torch.rand(2, 3, 5, 7, generator=g), torch.rand(2, 3, 5, 7, generator=g)
     gamma = 0.3
-    dy = lambda x: x[..., 1:, :] - x[..., :-1, :]
-    dx = lambda x: x[..., :, 1:] - x[..., :, :-1]
+
+    def dy(x):
+        return x[..., 1:, :] - x[..., :-1, :]
+
+    def dx(x):
+        return x[..., :, 1:] - x[..., :, :-1]
+
     grad = (dy(pred) - dy(target)).abs().mean() + (dx(pred) - dx(target)).abs().mean()
     assert torch.allclose(reconstruction_loss(pred, target, gamma), (pred - target).pow(2).mean() + gamma * grad)
     assert torch.allclose(reconstruction_loss(pred, target, gamma, "l1"), (pred - target).abs().mean() + gamma * grad)
@@ -86,7 +91,10 @@ def test_eq27_warm_up_blends_hr_with_its_smoothed_version(make_tiny_model):
     hr, lr = _pair()
     const = torch.full((1, 3, 12, 12), 0.3)
     assert torch.allclose(smoothed(const, 1.5), const)  # X~ keeps flat images (mean-preserving kernel)
-    tv = lambda x: sum(d.abs().mean() for d in image_gradients(x))
+
+    def tv(x):
+        return sum(d.abs().mean() for d in image_gradients(x))
+
     assert tv(smoothed(hr, 1.5)) < 0.5 * tv(hr)  # ...and removes detail
     model = make_tiny_model(2, plain=True)
     model.eval()

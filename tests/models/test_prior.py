@@ -73,7 +73,7 @@ def test_node_depends_only_on_ancestors(n_layers):
     anc = {0: set(), 1: set(), 2: {0}, 3: {1}, 4: {0, 2}, 5: {0, 1, 2, 3, 4}}
     z, ctx = torch.randn(d), torch.randn(6)
     for k in (0, 1):
-        jac = torch.autograd.functional.jacobian(lambda zz: prior.node_params(zz, ctx, adj)[k], z)
+        jac = torch.autograd.functional.jacobian(lambda zz, k=k: prior.node_params(zz, ctx, adj)[k], z)
         for i in range(d):
             for j in range(d):
                 if j not in anc[i]:
@@ -110,7 +110,8 @@ def test_log_prob_given_graph_is_gaussian_product():
 
 def _random_q(b, d, seed):
     g = torch.Generator().manual_seed(seed)
-    tril = torch.tril(0.3 * torch.randn(b, d, d, generator=g), -1) + torch.diag_embed(0.2 + torch.rand(b, d, generator=g))
+    tril = torch.tril(0.3 * torch.randn(b, d, d, generator=g), -1)
+    tril = tril + torch.diag_embed(0.2 + torch.rand(b, d, generator=g))
     return MultivariateNormal(torch.randn(b, d, generator=g), scale_tril=tril)
 
 

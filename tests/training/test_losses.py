@@ -5,8 +5,14 @@ import pytest
 import torch
 
 from causalsr.data.degradations import preset
-from causalsr.training.losses import (LossConfig, Objective, info_nce, named_factor_nll, structure_penalty,
-                                      hierarchical_contrastive)
+from causalsr.training.losses import (
+    LossConfig,
+    Objective,
+    hierarchical_contrastive,
+    info_nce,
+    named_factor_nll,
+    structure_penalty,
+)
 
 
 def test_contrastive_minimal_for_coinciding_positives_and_orthogonal_negatives():
@@ -31,6 +37,7 @@ def test_structure_penalty_is_off_diagonal_frobenius_norm():
 
 def test_named_factor_nll_uses_the_full_covariance_marginal():
     from torch.distributions import MultivariateNormal
+
     from causalsr.factors import normalise
 
     L = torch.tensor([[1.0, 0, 0, 0], [0.5, 1.0, 0, 0], [0.2, -0.3, 0.8, 0], [0.1, 0.1, 0.1, 1.0]]) * 0.2

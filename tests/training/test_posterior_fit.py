@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from helpers import REPO, tiny_config, write_images
 
 from causalsr.cli.main import main
 from causalsr.config import to_dict
@@ -16,8 +15,15 @@ from causalsr.factors import N_NAMED
 from causalsr.models.causalsr import CausalSR, load_pretrained, save_pretrained, with_model_overrides
 from causalsr.training.losses import named_factor_nll
 from causalsr.training.posterior_fit import (
-    BlurTwins, PosteriorFitConfig, PosteriorFitError, blur_rank_loss, collate_twins, fit_posterior, rate_factor,
+    BlurTwins,
+    PosteriorFitConfig,
+    PosteriorFitError,
+    blur_rank_loss,
+    collate_twins,
+    fit_posterior,
+    rate_factor,
 )
+from helpers import REPO, tiny_config, write_images
 
 
 def bundle_card(info, evals, note):
@@ -121,11 +127,13 @@ def test_cli_writes_a_new_checkpoint_and_never_overwrites_the_input(images, tmp_
     diff = {k for k, v in old.state_dict().items() if not torch.equal(v, new.state_dict()[k])}
     assert diff and all(k.startswith("posterior.") for k in diff)
     # A second calibration keeps the first one's record, and the model card lists both in order.
-    assert main(["fit-posterior", str(tmp_path / "fit"), "-o", str(tmp_path / "fit2"), *common, "--set", "steps=2"]) == 0
+    again = ["fit-posterior", str(tmp_path / "fit"), "-o", str(tmp_path / "fit2"), *common, "--set", "steps=2"]
+    assert main(again) == 0
     _, info2 = load_pretrained(tmp_path / "fit2")
     assert info2["posterior_fit"]["steps"] == 2 and info2["posterior_fit"]["previous"] == info["posterior_fit"]
     card = bundle_card(info2, [], "")
-    assert card.index("calibration 1 of 2 | `causalsr fit-posterior`, 3 steps") < card.index("calibration 2 of 2 | `causalsr fit-posterior`, 2 steps")
+    first = card.index("calibration 1 of 2 | `causalsr fit-posterior`, 3 steps")
+    assert first < card.index("calibration 2 of 2 | `causalsr fit-posterior`, 2 steps")
 
 
 def test_cli_model_set_applies_before_fitting(images, tmp_path):
@@ -183,7 +191,8 @@ def test_a_diverging_fit_is_a_one_line_error_and_the_cli_writes_nothing(images, 
 
 
 def test_blur_twins_differ_only_in_the_blur(images):
-    data = HRPatchDataset([str(images)], 2, 32, SamplerConfig(p_clean=0.0, p_preset=0.0, p_blur=0.5, p_noise=1.0), seed=5)
+    sampler = SamplerConfig(p_clean=0.0, p_preset=0.0, p_blur=0.5, p_noise=1.0)
+    data = HRPatchDataset([str(images)], 2, 32, sampler, seed=5)
     twins = BlurTwins(data)
     seen = set()
     for i in range(12):

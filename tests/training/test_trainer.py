@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import SMOKE, write_images
 
 from causalsr.cli.main import main
 from causalsr.config import load_config
 from causalsr.training import checkpoint as ckpt
 from causalsr.training.config import TrainConfig
 from causalsr.training.trainer import GlobalBatchSampler, Trainer, TrainingError
+from helpers import SMOKE, write_images
 
 
 @pytest.fixture(scope="module")
@@ -218,10 +218,9 @@ def test_out_of_memory_gives_advice(data, tmp_path):
 
 
 def test_warm_start_copies_same_shaped_tensors_across_scales(tmp_path):
-    from helpers import tiny_model
-
     from causalsr.models.causalsr import save_pretrained
     from causalsr.training.trainer import warm_start
+    from helpers import tiny_model
 
     x4, x2 = tiny_model(4), tiny_model(2)
     torch.nn.init.normal_(x4.restorer.head.weight)

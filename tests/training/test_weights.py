@@ -24,9 +24,13 @@ def test_weights_update_every_t_update_with_running_mean():
 
 def test_state_round_trip():
     a = DynamicWeights({"x": 2.0}, 0.5, 1.0, 2)
-    a.observe({"x": 1.0}); a.maybe_update(2, 10); a.observe({"x": 5.0})
+    a.observe({"x": 1.0})
+    a.maybe_update(2, 10)
+    a.observe({"x": 5.0})
     b = DynamicWeights({"x": 2.0}, 0.5, 1.0, 2)
     b.load_state_dict(a.state_dict())
-    a.observe({"x": 3.0}); b.observe({"x": 3.0})
-    a.maybe_update(4, 10); b.maybe_update(4, 10)
+    a.observe({"x": 3.0})
+    b.observe({"x": 3.0})
+    a.maybe_update(4, 10)
+    b.maybe_update(4, 10)
     assert a["x"] == b["x"]
