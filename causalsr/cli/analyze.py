@@ -48,7 +48,8 @@ def explain_panel(up, img, n_samples: int = 3, seed: int = 0):
     crop = LoadedImage(img.rgb[y:y + ch, x:x + cw], None, img.bit_depth, img.grey, img.path)
     s = up.scale
     cond = up.condition(img)
-    cells = [("input (bicubic)", np.asarray(Image.fromarray(_to8(crop.rgb)).resize((cw * s, ch * s), Image.BICUBIC))),
+    bicubic = Image.fromarray(_to8(crop.rgb)).resize((cw * s, ch * s), Image.Resampling.BICUBIC)
+    cells = [("input (bicubic)", np.asarray(bicubic)),
              ("restoration", up.upscale(crop, conditioning=cond).rgb)]
     for do in INTERVENTIONS:
         (name, value), = do.items()

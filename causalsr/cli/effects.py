@@ -122,7 +122,10 @@ def run(args: argparse.Namespace) -> int:
         for s in args.scales:
             up = models[s]
             generator = torch.Generator().manual_seed(args.seed)
-            out, dpsnr, feats, image_of_unit = [], [], [], []
+            out: list[float] = []
+            dpsnr: list[float] = []
+            feats: list[torch.Tensor] = []
+            image_of_unit: list[int] = []
             for i, path in enumerate(files):
                 try:
                     img = read_image(path)

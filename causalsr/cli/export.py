@@ -3,9 +3,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from causalsr.cli.upscale import add_model_arguments
 from causalsr.inference.api import load_for_scale
+
+if TYPE_CHECKING:
+    from causalsr.models.causalsr import CausalSR
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -40,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
             from causalsr.models.causalsr import save_pretrained
 
             meta = {k: v for k, v in up.meta.items() if k not in ("format", "arch", "scale", "model_config")}
-            written = list(save_pretrained(up.model, out, meta))
+            written = list(save_pretrained(cast("CausalSR", up.model), out, meta))
     except ImportError as e:
         return fail(f"{e}; install it with: pip install 'causalsr[export]'")
     except (OSError, ValueError) as e:

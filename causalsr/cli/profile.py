@@ -27,6 +27,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 DEFAULT_METHODS = ("causalsr", "dat-light", "span", "bicubic")
 RUNTIME_SCALES = (2, 3, 4)
@@ -96,11 +97,12 @@ def _torch_params(obj) -> int | None:
     """Parameters of the torch modules an evaluation method holds (directly or in a dict), if any."""
     import torch.nn as nn
 
-    modules = []
+    modules: list[nn.Module] = []
     for value in vars(obj).values():
-        values = value.values() if isinstance(value, dict) else [value]
-        modules += [v if isinstance(v, nn.Module) else getattr(v, "model", None) for v in values]
-    modules = [m for m in modules if isinstance(m, nn.Module)]
+        for v in value.values() if isinstance(value, dict) else [value]:
+            m = v if isinstance(v, nn.Module) else getattr(v, "model", None)
+            if isinstance(m, nn.Module):
+                modules.append(m)
     return sum(p.numel() for m in modules for p in m.parameters()) if modules else None
 
 
@@ -150,6 +152,7 @@ def _measure(spec: dict) -> dict:
     from causalsr.data.imresize import imresize_uint8
 
     name, scale, (w, h) = spec["method"], spec["scale"], spec["size"]
+    method: Any  # an evaluation Method, or the CausalSR wrapper with the same interface
     if name == "causalsr":
         method = _CausalSR(spec["model"])
     else:

@@ -12,6 +12,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from causalsr.inference.api import PRECISIONS
 
@@ -93,8 +94,8 @@ def expand_inputs(inputs: list[str], recursive: bool) -> list[tuple[Path, Path, 
     for text in inputs:
         path = Path(text)
         if path.is_dir():
-            files = path.rglob("*") if recursive else path.iterdir()
-            found += [(f, f.parent.relative_to(path), None) for f in sorted(files) if f.is_file() and is_image_path(f)]
+            tree = path.rglob("*") if recursive else path.iterdir()
+            found += [(f, f.parent.relative_to(path), None) for f in sorted(tree) if f.is_file() and is_image_path(f)]
         elif path.exists():
             found.append((path, Path(), None))
         else:
@@ -111,7 +112,8 @@ def plan(inputs: list[str], output: Path, recursive: bool, suffix: str, ext: str
     expanded = expand_inputs(inputs, recursive)
     single_file = output.suffix.lower() in OUTPUT_SUFFIXES
     sources = {p.resolve() for p, _, err in expanded if err is None}
-    jobs, taken = [], {}
+    jobs: list[Job] = []
+    taken: dict[Path, Path] = {}
     for src, rel, err in expanded:
         job = Job(src, error=err)
         if err is None:
@@ -142,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from causalsr.cli.main import setup_error
-    from causalsr.data.imageio import ImageReadError, read_image, write_image
+    from causalsr.data.imageio import ImageReadError, LoadedImage, read_image, write_image
     from causalsr.inference.api import load_for_scale
 
     fail = partial(setup_error, "upscale")
@@ -178,7 +180,8 @@ def run(args: argparse.Namespace) -> int:
         if job.error is None:
             try:
                 img = read_image(job.src)
-                out = up.upscale(img, tile=args.tile, tile_overlap=args.tile_overlap, tta=args.tta, do=do)
+                out = cast(LoadedImage, up.upscale(img, tile=args.tile, tile_overlap=args.tile_overlap, tta=args.tta,
+                                                   do=do))  # a LoadedImage in gives a LoadedImage out
                 write_image(job.dst, out.rgb[..., 0] if out.grey else out.rgb, out.alpha, bit_depth=out.bit_depth)
                 written += 1
                 continue

@@ -75,7 +75,8 @@ def _open(path: Path, max_pixels: int) -> Image.Image:
 def _decode(path: Path, max_pixels: int) -> LoadedImage:
     im = _open(path, max_pixels)
     with im:
-        raw = im.tile[0].args if im.format == "PNG" and len(im.tile) == 1 else None
+        tile = getattr(im, "tile", [])  # ImageFile's decoder tiles (not in Image's type)
+        raw = tile[0].args if im.format == "PNG" and len(tile) == 1 else None
         im.load()
         im = ImageOps.exif_transpose(im)
         if raw in _PNG_16_RAWMODES:

@@ -48,9 +48,9 @@ def contributions(in_len: int, out_len: int, scale: float, antialias: bool = Tru
     ind = left[:, None] + np.arange(taps, dtype=np.float64)[None, :]
     weights = kernel(u[:, None] - ind)
     weights = weights / weights.sum(axis=1, keepdims=True)
-    ind = np.clip(ind, 1, in_len).astype(np.int64) - 1
+    index = np.clip(ind, 1, in_len).astype(np.int64) - 1
     keep = np.any(weights != 0, axis=0)  # MATLAB drops taps that are zero for every output
-    return weights[:, keep], ind[:, keep]
+    return weights[:, keep], index[:, keep]
 
 
 def _plan(in_hw: tuple[int, int], scale, size) -> list[tuple[int, int, int, float]]:

@@ -30,6 +30,7 @@ import contextlib
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -47,7 +48,7 @@ class PipelineForExport(nn.Module):
 
     def __init__(self, model: nn.Module):
         super().__init__()
-        self.model = model.eval()
+        self.model: Any = model.eval()  # a CausalSR (infer_z, context, restore)
 
     def forward(self, lr: torch.Tensor, z_override: torch.Tensor, use_z_override: torch.Tensor):
         z_mean = self.model.infer_z(lr).mean
@@ -109,7 +110,8 @@ def export_onnx(model: nn.Module, path: str | Path, opset: int = DEFAULT_OPSET, 
     was_training = model.training
     # the exporter restores the wrapper's own mode afterwards, so the wrapper must be in eval mode too
     pipe = PipelineForExport(model).eval()
-    z_dim = model.cfg.z_dim
+    cfg: Any = model.cfg  # a CausalSR's ModelConfig
+    z_dim = cfg.z_dim
     args = (torch.rand(1, 3, sample_size, sample_size), torch.zeros(1, z_dim), torch.zeros(1))
     dynamic = {"lr": {2: "height", 3: "width"}, "sr": {2: "out_height", 3: "out_width"}}
     validate = torch.distributions.Distribution._validate_args

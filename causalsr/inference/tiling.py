@@ -108,8 +108,7 @@ def tiled_apply(fn: TileFn, lr: torch.Tensor, scale: int, tile: int | None, over
             acc = np.concatenate([acc, np.zeros((oy1 - acc_y0 - acc.shape[0], w * scale, 3), np.float32)])
         for j, x in enumerate(xs):
             box = (y / h, x / w, (y + th) / h, (x + tw) / w)
-            sr = fn(lr[..., y:y + th, x:x + tw], box)
-            sr = sr[0].detach().float().cpu().permute(1, 2, 0).numpy()
+            sr = fn(lr[..., y:y + th, x:x + tw], box)[0].detach().float().cpu().permute(1, 2, 0).numpy()
             weight = wys[i][:, None, None] * wxs[j][None, :, None]
             acc[oy0 - acc_y0:oy1 - acc_y0, x * scale:(x + tw) * scale] += sr * weight
             if progress is not None:

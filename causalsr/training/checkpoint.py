@@ -19,6 +19,7 @@ import hashlib
 import random
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import torch
@@ -26,6 +27,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from causalsr.atomic import atomic_path, atomic_write_text
+
+if TYPE_CHECKING:
+    from causalsr.models.causalsr import CausalSR
 
 FROZEN_PREFIXES = ("semantic.",)  # CausalSR's frozen encoder E, excluded as in save_pretrained
 CKPT_DIR = "checkpoints"
@@ -45,7 +49,8 @@ def weights_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def rng_state() -> dict:
     """RNG states of torch (CPU and CUDA), numpy's global generator and `random`, as tensors/lists."""
-    name, keys, pos, has_gauss, cached = np.random.get_state()
+    legacy = cast(tuple[str, np.ndarray, int, int, float], np.random.get_state(legacy=True))
+    name, keys, pos, has_gauss, cached = legacy
     version, py_state, gauss_next = random.getstate()
     state = {
         "torch": torch.get_rng_state(),
@@ -195,4 +200,4 @@ def export_inference(model: torch.nn.Module, path: str | Path, meta: dict) -> tu
     """Inference export (`<path>.safetensors` + `<path>.json`) via the model's `save_pretrained`."""
     from causalsr.models.causalsr import save_pretrained
 
-    return save_pretrained(model, path, meta)
+    return save_pretrained(cast("CausalSR", model), path, meta)

@@ -77,19 +77,20 @@ class DistContext:
         if not self.enabled or not params:
             return
         has = torch.tensor([p.grad is not None for p in params], dtype=torch.float32, device=self.device)
-        has = self.all_sum(has).bool().tolist()
-        used = [p for p, h in zip(params, has) if h]
+        used = [p for p, h in zip(params, self.all_sum(has).bool().tolist()) if h]
+        grads = []
         for p in used:
             if p.grad is None:
                 p.grad = torch.zeros_like(p)
+            grads.append(p.grad)
         if not used:
             return
-        flat = torch.cat([p.grad.reshape(-1) for p in used])
+        flat = torch.cat([g.reshape(-1) for g in grads])
         self.all_sum(flat).div_(self.world_size)
         offset = 0
-        for p in used:
-            n = p.numel()
-            p.grad.copy_(flat[offset:offset + n].view_as(p.grad))
+        for g in grads:
+            n = g.numel()
+            g.copy_(flat[offset:offset + n].view_as(g))
             offset += n
 
     def close(self) -> None:

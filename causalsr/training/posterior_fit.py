@@ -27,7 +27,7 @@ import copy
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -37,6 +37,9 @@ from causalsr.data.datasets import HRPatchDataset, collate
 from causalsr.data.degradations import PAPER_BLUR_KSIZE, PAPER_BLUR_SIGMA, DegradationParams, SamplerConfig, degrade
 from causalsr.factors import N_NAMED, factor_index
 from causalsr.training.losses import named_factor_nll
+
+if TYPE_CHECKING:
+    from causalsr.models.posterior import DegradationPosterior
 
 
 @dataclass
@@ -137,7 +140,7 @@ def fit_posterior(model: torch.nn.Module, cfg: PosteriorFitConfig, log=print) ->
     crops exactly as a whole image is in `analyze`. Leaves the model in eval
     mode with gradients off and on the CPU, ready to export.
     """
-    post = model.posterior
+    post = cast("DegradationPosterior", model.posterior)
     crop = post.analysis_crop
     if not crop or cfg.lr_patch <= crop:
         raise PosteriorFitError(f"posterior calibration needs posterior_crop > 0 and lr_patch > it "
