@@ -70,6 +70,7 @@ def test_span_counts_match_reference_numbers():
     assert params == 410_700 and round(macs / 1e9, 1) == 94.4
 
 
+@pytest.mark.slow
 def test_profile_side_by_side(tmp_path, model_path, hr_folder, capsys):
     code = main(["profile", "--methods", "causalsr", "bicubic", "no-such-method", "--model", model_path,
                  "--scale", "2", "--size", "64x48", "--repeats", "1", "--threads", "1", "--images", str(hr_folder),

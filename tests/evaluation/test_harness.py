@@ -30,6 +30,7 @@ def folder(tmp_path):
     return d
 
 
+@pytest.mark.slow
 @requires_dataset("Set5", "Set14")
 def test_bicubic_reproduces_published_numbers(tmp_path):
     results = evaluate(Bicubic(), ["Set5", "Set14"], [2, 3, 4], grey_convention="matlab", lr_cache=tmp_path,

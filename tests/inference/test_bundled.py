@@ -22,6 +22,7 @@ def test_bundled_model_loads_and_upscales_to_size(name):
     assert model_card(name) and f"x{scale}" in model_card(name)
 
 
+@pytest.mark.slow
 @requires_dataset("Set5")
 def test_bundled_x4_reproduces_its_card_on_set5():
     """Set5 x4 PSNR-Y equals the value recorded in the model's JSON (and beats bicubic)."""

@@ -80,6 +80,7 @@ def test_clip_without_transformers_names_the_extra(monkeypatch):
         build_semantic_encoder("clip-vit-b32")
 
 
+@pytest.mark.slow
 def test_clip_vit_b32_architecture():
     pytest.importorskip("transformers")
     enc = build_semantic_encoder("clip-vit-b32", pretrained=False)

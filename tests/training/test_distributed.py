@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 import torch.multiprocessing as mp
 
@@ -23,6 +24,7 @@ def settings(train: Path, out: Path, **extra) -> list[str]:
     return [f"{k}={v}" for k, v in base.items()]
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_match_one_process(tmp_path):
     """The plain model's objective is deterministic and a per-sample mean, so the match is exact."""
     train = write_images(tmp_path / "train", 6, 48)
@@ -70,6 +72,7 @@ def _worker(rank: int, world: int, port: int, train: str, out: str, queue) -> No
         dist.close()
 
 
+@pytest.mark.slow
 def test_full_causal_objective_keeps_ranks_in_sync(tmp_path):
     """All blocks (phi, theta, psi, disc) and the Eq. 24 state stay identical across ranks."""
     train = write_images(tmp_path / "train", 6, 48)

@@ -81,6 +81,7 @@ def test_only_the_posterior_changes_and_whole_image_nll_falls(images):
     assert nll1 < nll0 - 0.5, (nll0, nll1)  # held-out images, never trained on as such
 
 
+@pytest.mark.slow
 def test_keep_term_anchors_the_unnamed_dimensions(images):
     batch = _held_out(images)
     drift = {}
@@ -231,6 +232,7 @@ def textured(tmp_path_factory):
     return folder
 
 
+@pytest.mark.slow
 def test_paired_term_teaches_twins_apart(textured):
     images = textured
     twins = BlurTwins(HRPatchDataset([str(images)], 2, 32, SAMPLER, seed=321))  # held out: another seed

@@ -52,6 +52,7 @@ def test_batch_sampler_shards_the_same_global_batch():
     assert next(resumed) == next(fresh)
 
 
+@pytest.mark.slow
 def test_smoke_preset_runs_and_restoration_loss_falls(data, tmp_path):
     out = tmp_path / "run"
     args = overrides(data, out, **{"run.total_steps": 30, "optim.lr_theta": 2e-3})
@@ -102,6 +103,7 @@ class CrashAt:
         self.objective.load_state_dict(state)
 
 
+@pytest.mark.slow
 def test_crash_and_resume_auto_matches_uninterrupted_run(data, tmp_path):
     extra = {"run.total_steps": 10, "run.ckpt_every": 4, "run.keep_ckpts": 2, "loss.t_update": 3}
     out_a, out_b = tmp_path / "a", tmp_path / "b"
@@ -120,6 +122,7 @@ def test_crash_and_resume_auto_matches_uninterrupted_run(data, tmp_path):
     assert_same_run(out_a, out_b, 10)
 
 
+@pytest.mark.slow
 def test_kill_9_after_first_checkpoint_then_resume_matches_unkilled_run(data, tmp_path):
     """A real SIGKILL of `python -m causalsr train`, then `--resume auto`: same steps, losses and weights."""
     extra = {"run.total_steps": 40, "run.ckpt_every": 4, "run.keep_ckpts": 2, "loss.t_update": 3}
