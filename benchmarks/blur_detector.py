@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from blur_visibility import best_threshold_accuracy, paired_lr  # noqa: E402  (sibling benchmark script)
 
 SCALE = 4
-TRAIN_ROOTS = ("../shared/data/train/T91", "../shared/data/train/BSD200")
+TRAIN_ROOTS = ("T91", "BSD200")  # by name, from the data folder (docs/data.md)
 
 
 class Detector(nn.Module):

@@ -43,7 +43,7 @@ def main() -> int:
     post = DegradationPosterior(scale=SCALE, spectrum="spectrum" in variant,
                                 analysis_crop=24 if "tiles" in variant else 0)
     patch = 256 if "multicrop" in variant else 96
-    data = HRPatchDataset(["../shared/data/train/T91", "../shared/data/train/BSD200"], SCALE, patch,
+    data = HRPatchDataset(["T91", "BSD200"], SCALE, patch,
                           SamplerConfig(p_clean=0.5, p_preset=0.2), seed=0, repeat=100)
     loader = torch.utils.data.DataLoader(data, batch_size=16, shuffle=True, collate_fn=collate, num_workers=1)
     opt = torch.optim.Adam(post.parameters(), lr=1e-3)

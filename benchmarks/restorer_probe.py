@@ -54,7 +54,7 @@ def main() -> int:
         torch.nn.init.zeros_(net.net.upsample[0].bias)
     clean = "clean" in variant
     sampler = SamplerConfig(p_clean=1.0, p_preset=0.0) if clean else SamplerConfig(p_clean=0.4, p_preset=0.2)
-    data = HRPatchDataset(["../shared/data/train/T91", "../shared/data/train/BSD200"], 4, 96, sampler, seed=0)
+    data = HRPatchDataset(["T91", "BSD200"], 4, 96, sampler, seed=0)
     loader = torch.utils.data.DataLoader(data, batch_size=16, shuffle=True, num_workers=1, collate_fn=collate,
                                          persistent_workers=True)
     opt = (CausalAdam if "cadam" in variant else torch.optim.Adam)(net.parameters(), lr=5e-4)
