@@ -19,6 +19,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from causalsr.cli.datasets import add_data_root_argument, apply_data_root
 from causalsr.evaluation.harness import CONDITIONS, METRICS
 from causalsr.metrics.psnr_ssim import GREY_CONVENTIONS
 
@@ -47,6 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="greyscale HR images: 'matlab' measures grey values, 'basicsr' (default) 3 channels -> Y")
     p.add_argument("--json", type=Path, metavar="PATH", help="write results and metadata as JSON")
     p.add_argument("--save-images", type=Path, metavar="DIR", help="save SR outputs as DIR/method/dataset/xS/name.png")
+    add_data_root_argument(p)
 
 
 def parse_do(items: list[str]) -> dict[str, float]:
@@ -82,6 +84,7 @@ def _command(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    apply_data_root(args)
     from causalsr.atomic import atomic_write_text
     from causalsr.evaluation.harness import check_degradations, evaluate, markdown_table, run_meta
     from causalsr.evaluation.methods import load_method

@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fit-posterior": ("causalsr.cli.fit_posterior", "calibrate a trained model's posterior for whole-image analyze"),
     "profile": ("causalsr.cli.profile", "parameters, FLOPs, memory and runtime, side by side"),
     "export": ("causalsr.cli.export", "export the LR->SR pipeline to ONNX or a checkpoint"),
+    "datasets": ("causalsr.cli.datasets", "list the benchmark and training sets found, with image counts"),
     "inspect": ("causalsr.cli.inspect", "liveness report: one number per causal part, with its threshold"),
 }
 

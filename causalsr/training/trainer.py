@@ -250,6 +250,17 @@ def grown_input(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def reinitialise(model: torch.nn.Module, name: str) -> None:
+    """Fresh weights (each layer's own `reset_parameters`) for submodule `name` of `model`."""
+    part = getattr(model, name, None)
+    if not isinstance(part, torch.nn.Module):
+        raise TrainingError(f"run.reinit: the model has no part {name!r}")
+    for layer in part.modules():
+        if hasattr(layer, "reset_parameters"):
+            layer.reset_parameters()
+    print(f"causalsr train: {name} re-initialised", file=sys.stderr)
+
+
 def warm_start(model: torch.nn.Module, path: Path) -> tuple[int, int]:
     """Copy every tensor of checkpoint `path` whose name and shape match `model`; returns (copied, total).
 
@@ -299,6 +310,8 @@ class Trainer:
         self.model = CausalSR(cfg.model).to(self.device)
         if cfg.run.init_from:
             warm_start(self.model, Path(cfg.run.init_from))
+        for name in cfg.run.reinit:
+            reinitialise(self.model, name)
         self.dist.broadcast_module(self.model)
         self._seed_rank(0)
         self.objective = Objective(self.model, cfg.loss)
