@@ -3,6 +3,7 @@ import pytest
 from causalsr.config import ConfigError, load_config
 from causalsr.models.config import ModelConfig
 from causalsr.training.config import TrainConfig
+from helpers import REPO
 
 
 def test_overrides_coerce_numbers_by_field_type(tmp_path):
@@ -31,3 +32,19 @@ def test_presets_load():
     assert any(p.stem.startswith("posterior-fit") for p in presets)
     for p in presets:
         load_config(PosteriorFitConfig if p.stem.startswith("posterior-fit") else TrainConfig, p)
+
+
+def test_preset_inherits_its_base_and_overrides_only_what_differs(tmp_path):
+    (tmp_path / "base.yaml").write_text("model: {scale: 2, z_dim: 8}\ndata: {batch_size: 8, patch_size: 64}\n")
+    (tmp_path / "child.yaml").write_text("base: base.yaml\ndata: {batch_size: 4}\n")
+    cfg = load_config(TrainConfig, tmp_path / "child.yaml")
+    assert (cfg.model.scale, cfg.data.batch_size, cfg.data.patch_size) == (2, 4, 64)
+    (tmp_path / "loop.yaml").write_text("base: loop.yaml\n")
+    with pytest.raises(ConfigError, match="loop"):
+        load_config(TrainConfig, tmp_path / "loop.yaml")
+
+
+def test_shipped_act_presets_load_through_their_bases():
+    cfg = load_config(TrainConfig, REPO / "configs" / "cpu-act.yaml")
+    assert cfg.model.backbone_args["factor_maps"] == 3 and cfg.model.backbone_args["trunk"] == "silu"
+    assert cfg.data.batch_size == 16 and cfg.loss.p_oracle == 0.5 and cfg.data.sampler.jpeg_quality == (10, 95)

@@ -52,6 +52,7 @@ class RunConfig:
     val_every: int = 5_000            # 0 = no validation during training (a final one still runs)
     val_dataset: str | None = "Set5"  # benchmark name or HR folder; None = no validation
     val_max_images: int = 0           # 0 = all images
+    liveness_images: int = 4          # probe images for the liveness report at each validation (0 = none)
     ckpt_every: int = 5_000
     keep_ckpts: int = 3
     out_dir: str = "runs/causalsr"

@@ -328,6 +328,8 @@ class Trainer:
         self.wall_s = 0.0          # training time summed over resumed runs
         self.last_val: dict[str, float] = {}
         self.resumed_from: Path | None = None
+        self.liveness_probe: tuple[list, list] | None = None
+        self.liveness_log: CsvLog | None = None
 
     # --------------------------------------------------------------- state
     def train_state(self) -> dict:
@@ -567,7 +569,26 @@ class Trainer:
             msg = f"val {name} x{self.cfg.model.scale} step {self.step}: PSNR-Y {self.last_val['psnr']:.3f} dB, " \
                   f"SSIM-Y {self.last_val['ssim']:.4f}"
             (bar.write if bar is not None else print)(msg)
+            self._log_liveness(bar)
         self.dist.barrier()
+
+    def _log_liveness(self, bar) -> None:
+        """Training health (issue 13): `causalsr inspect`'s numbers into liveness_log.csv; dead parts said aloud."""
+        if self.cfg.model.plain or self.cfg.run.liveness_images <= 0:
+            return
+        from causalsr.evaluation.liveness import liveness_report, probe_images
+
+        if self.liveness_probe is None:
+            self.liveness_probe = probe_images(self.cfg.model.scale, n=self.cfg.run.liveness_images)
+        lrs, hrs = self.liveness_probe
+        report = liveness_report(self.model, [x.to(self.device) for x in lrs], [x.to(self.device) for x in hrs])
+        if self.liveness_log is None:
+            self.liveness_log = CsvLog(self.out_dir / "liveness_log.csv", self.step if self.resumed_from else None)
+        self.liveness_log.write({"step": self.step, **{k: v["value"] for k, v in report["parts"].items()
+                                                       if v["value"] is not None}})
+        if report["failed"]:
+            (bar.write if bar is not None else print)(
+                f"liveness step {self.step}: below threshold: {', '.join(report['failed'])} (liveness_log.csv)")
 
     def export_meta(self, val_name: str | None) -> dict:
         """Training metadata stored beside the exported weights."""

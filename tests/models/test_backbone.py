@@ -138,3 +138,36 @@ def test_efficient_tiles_match_whole_image_with_context():
         left = model(lr[..., :, :10], cond, ctx, ctx_box=(0.0, 0.0, 1.0, 10 / 16))
     # away from the tile border (5 convs deep: 5 LR px) the tile equals the whole image
     torch.testing.assert_close(left[..., :, :8], whole[..., :, :8])
+
+
+@pytest.mark.parametrize("name", ["efficient", "tablei"])
+def test_factor_maps_make_the_output_depend_on_the_named_factors_from_the_start(name):
+    """With zero-initialised FiLM heads Z cannot act through FiLM, but the factor maps enter the first conv."""
+    from causalsr.models.backbone import build_backbone
+
+    torch.manual_seed(0)
+    kwargs = dict(n_feats=8, n_blocks=1) if name == "efficient" else dict(width=1 / 16)
+    net = build_backbone(name, scale=2, cond_dim=12, ctx_dim=4, cond_hidden=8, factor_maps=3, trunk="silu", **kwargs)
+    last = net.upsample[0] if name == "efficient" else net.output
+    torch.nn.init.normal_(last.weight, std=0.1)  # the output conv starts at zero too
+    lr, cond = torch.rand(1, 3, 16, 16), torch.zeros(1, 12)
+    told = cond.clone()
+    told[0, 1] = 0.5  # the noise factor
+    free = cond.clone()
+    free[0, 5] = 0.5  # an unnamed dimension: reaches R only through the (zero) FiLM heads
+    with torch.no_grad():
+        base = net(lr, cond)
+        assert not torch.equal(net(lr, told), base)  # (Table I at this width shrinks the change to ~1e-7)
+        assert torch.equal(net(lr, free), base)
+
+
+def test_silu_trunk_cannot_output_all_zeros_where_relu_did():
+    from causalsr.models.backbone import Conditioning
+
+    for trunk, dead in (("relu", True), ("silu", False)):
+        c = Conditioning(6, 4, 8, trunk)
+        torch.nn.init.constant_(c.cond[0].bias, -10.0)  # every pre-activation negative
+        h, _ = c(torch.rand(5, 6), None)
+        assert bool((h == 0).all()) is dead
+    with pytest.raises(ValueError, match="trunk must be one of"):
+        Conditioning(6, 4, 8, "tanh")

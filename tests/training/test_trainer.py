@@ -63,6 +63,10 @@ def test_smoke_preset_runs_and_restoration_loss_falls(data, tmp_path):
     with open(out / "val_log.csv", newline="") as f:
         val = list(csv.DictReader(f))
     assert val and math.isfinite(float(val[-1]["psnr_y"]))
+    with open(out / "liveness_log.csv", newline="") as f:  # training health logged with each validation
+        health = list(csv.DictReader(f))
+    assert health[-1]["step"] == "30" and 0.0 <= float(health[-1]["trunk_cond_live"]) <= 1.0
+    assert float(health[-1]["dout_dz_noise"]) >= 0.0
     assert (out / "export" / "causalsr_x4.safetensors").is_file()
     from causalsr.models.causalsr import load_pretrained
     model, meta = load_pretrained(out / "export" / "causalsr_x4")
@@ -234,3 +238,37 @@ def test_warm_start_copies_same_shaped_tensors_across_scales(tmp_path):
     assert x2.restorer.upsample[0].weight.shape != x4.restorer.upsample[0].weight.shape
     with pytest.raises(TrainingError, match="not found"):
         warm_start(x2, tmp_path / "missing")
+
+
+def test_warm_start_grows_input_channels_so_the_grown_model_computes_the_same(tmp_path):
+    """A restorer that gained factor-map inputs keeps the old weights in the leading channels, zeros in the new."""
+    from causalsr.models.causalsr import CausalSR, save_pretrained
+    from causalsr.training.trainer import warm_start
+    from helpers import tiny_config
+
+    torch.manual_seed(0)
+    old = CausalSR(tiny_config(2)).eval()
+    torch.nn.init.normal_(old.restorer.upsample[0].weight, std=0.05)
+    save_pretrained(old, tmp_path / "old")
+    args = dict(old.cfg.backbone_args, factor_maps=3)
+    grown = CausalSR(tiny_config(2, backbone_args=args)).eval()
+    warm_start(grown, tmp_path / "old")
+    assert grown.restorer.head.weight.shape[1] == old.restorer.head.weight.shape[1] + 3
+    assert torch.equal(grown.restorer.head.weight[:, :3], old.restorer.head.weight)
+    assert not grown.restorer.head.weight[:, 3:].any()
+    lr = torch.rand(1, 3, 12, 12)
+    with torch.no_grad():
+        assert torch.allclose(grown(lr), old(lr), atol=1e-6)
+
+
+def test_reinit_gives_a_part_fresh_weights_and_rejects_unknown_parts():
+    from causalsr.training.trainer import reinitialise
+    from helpers import tiny_model
+
+    model = tiny_model(2)
+    last = model.h_psi.net[-1]
+    torch.nn.init.constant_(last.bias, -55.0)  # a collapsed h_psi: sigmoid(-55) ~ 1e-24
+    reinitialise(model, "h_psi")
+    assert last.bias.abs().max() < 1.0
+    with pytest.raises(TrainingError, match="no part 'nope'"):
+        reinitialise(model, "nope")
