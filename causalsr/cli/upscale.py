@@ -46,7 +46,10 @@ def parse_do(items: list[str]) -> dict[str, float]:
             do[name.strip()] = float(value)
         except ValueError:
             raise ValueError(f"--do expects factor=value (e.g. noise=0), got {item!r}") from None
-    normalise_do(do)
+    try:
+        normalise_do(do)
+    except (KeyError, ValueError) as e:
+        raise ValueError(f"--do: {e.args[0]}") from None
     return do
 
 
@@ -160,6 +163,8 @@ def run(args: argparse.Namespace) -> int:
         up = load_for_scale(args.model, args.scale, precision=args.precision)
     except (FileNotFoundError, ValueError) as e:
         return fail(str(e))
+    if do and up.model.cfg.plain:
+        return fail(f"--do: the model {args.model or 'x' + str(up.scale)} has no named degradation factors (plain model)")
     jobs = plan(args.inputs, output, args.recursive, args.suffix if args.suffix is not None else f"_x{up.scale}",
                 args.format)
     single_file = output.suffix.lower() in OUTPUT_SUFFIXES

@@ -91,8 +91,8 @@ def test_model_and_option_errors_are_one_line(tmp_path, model_path, capsys):
     cases = [
         (["--model", str(tmp_path / "missing")], "model file not found"),
         (["--model", model_path, "--scale", "4"], "x2 model, not x4"),
-        (["--model", model_path, "--do", "noise=500"], "outside the factor's range"),
-        (["--model", model_path, "--do", "sharpness=1"], "unknown degradation factor"),
+        (["--model", model_path, "--do", "noise=500"], "--do: do(noise=500): outside the factor's range"),
+        (["--model", model_path, "--do", "sharpness=1"], "--do: unknown degradation factor"),
         (["--model", model_path, "--do", "noise"], "factor=value"),
         (["--model", model_path, "--tile", "16", "--tile-overlap", "12"], "tile-overlap"),
     ]
@@ -157,3 +157,15 @@ def test_bad_and_unusual_inputs(tmp_path, model_path, capsys):
     assert deep.bit_depth == 16 and deep.rgb.shape == (40, 48, 3)
     eight = np.asarray(Image.open(out / "ok_x2.png"), dtype=float)
     assert np.abs(deep.rgb / 257.0 - eight).max() <= 1.0
+
+
+def test_do_on_a_plain_model_is_a_one_line_error_naming_the_option(tmp_path, capsys):
+    from causalsr.models.causalsr import CausalSR, save_pretrained
+    from helpers import tiny_config
+
+    save_pretrained(CausalSR(tiny_config(2, plain=True)), tmp_path / "plain")
+    _photo().save(tmp_path / "a.png")
+    code, err = _run(capsys, str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), "--model", str(tmp_path / "plain"),
+                     "--do", "noise=0")
+    assert code == 2 and len(err) == 1 and "--do" in err[0] and "plain model" in err[0], err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
