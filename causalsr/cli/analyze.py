@@ -2,9 +2,12 @@
 
 `--explain DIR` also writes a labelled PNG panel per image: the input
 (bicubic-upscaled), the restoration, the restorations under do(noise=0),
-do(blur=0) and do(jpeg=100), and restorations with Z sampled from the
-posterior. Large images are shown as a centre crop, conditioned on the
-whole image.
+do(blur=0) and do(jpeg=100) (the restorer told there was no such
+degradation), restorations with Z sampled from the posterior, and
+counterfactual LR images: the degradation mechanism f_y applied to the
+restoration under do(jpeg=10) and do(noise=30), i.e. "this photo as if it
+had been compressed at quality 10 / had noise 30". Large images are shown as
+a centre crop, conditioned on the whole image.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from causalsr.cli.upscale import add_model_arguments
 
 PANEL_CROP = 128  # LR pixels: keeps a panel cell at most 512 px wide at x4
 INTERVENTIONS = ({"noise": 0.0}, {"blur": 0.0}, {"jpeg": 100.0})
+COUNTERFACTUALS = ({"jpeg": 10.0}, {"noise": 30.0})
 LABEL_HEIGHT = 16
 
 
@@ -33,6 +37,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _to8(rgb: np.ndarray) -> np.ndarray:
     return rgb if rgb.dtype == np.uint8 else ((rgb.astype(np.uint32) + 128) // 257).astype(np.uint8)
+
+
+def counterfactual_lr(up, restoration: np.ndarray, cond, do: dict, seed: int = 0) -> np.ndarray:
+    """A draw of Y = f_y(X_hat, do(Z)) + eps_y (Eq. 2) as uint8 RGB: `restoration` degraded as `do` says.
+
+    The mechanism's mean carries blur, downsampling and JPEG; noise enters as eps_y's variance, so
+    the draw (seeded) is what shows it.
+    """
+    import torch
+
+    z = up.intervene(cond, do).z
+    x = torch.from_numpy(_to8(restoration).astype(np.float32) / 255.0).permute(2, 0, 1)[None].to(up.device)
+    with torch.no_grad():
+        mean = up.model.mechanism(x, z)
+        eps = torch.randn(mean.shape, generator=torch.Generator().manual_seed(seed)).to(mean.device)
+        y = (mean + up.model.mechanism.noise_var(z).sqrt().view(-1, 1, 1, 1) * eps).clamp(0, 1)
+    return (y[0].permute(1, 2, 0).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
 
 
 def explain_panel(up, img, n_samples: int = 3, seed: int = 0):
@@ -58,6 +79,11 @@ def explain_panel(up, img, n_samples: int = 3, seed: int = 0):
     for i in range(n_samples):
         sample = up.condition(img, generator=generator)
         cells.append((f"Z sample {i + 1}", up.upscale(crop, conditioning=sample).rgb))
+    for do in COUNTERFACTUALS:
+        (name, value), = do.items()
+        lr = counterfactual_lr(up, cells[1][1], cond, do, seed)
+        shown = Image.fromarray(lr).resize((cw * s, ch * s), Image.Resampling.NEAREST)
+        cells.append((f"LR as if {name}={value:g} (f_y)", np.asarray(shown)))
     cols = 4
     rows = -(-len(cells) // cols)
     cell_w, cell_h = cw * s, ch * s + LABEL_HEIGHT

@@ -72,8 +72,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", choices=PRECISIONS, default="fp32",
                    help="bf16 uses autocast where a probe shows it is safe, else falls back to fp32")
     p.add_argument("--do", action="extend", nargs="+", default=[], metavar="FACTOR=VALUE",
-                   help="restore as if the degradation factor had this value, e.g. --do noise=0 jpeg=100 "
-                        "(factors: blur sigma 0-4 px, noise sigma 0-50, jpeg quality 10-100)")
+                   help="tell the restorer which degradation caused the image, in place of its own estimate: "
+                        "a strength control like FFDNet's noise level or FBCNN's quality factor. noise=v below "
+                        "the true level keeps grain, above it smooths; a lower jpeg=q deblocks harder; a larger "
+                        "blur=s sharpens more. E.g. --do noise=5 jpeg=60 "
+                        "(blur sigma 0-4 px, noise sigma 0-50, jpeg quality 10-100)")
     p.add_argument("--format", choices=FORMATS, default="png", help="output format (default png)")
     p.add_argument("--suffix", help="appended to output names (default _x<scale>)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs (never an input)")
@@ -164,7 +167,8 @@ def run(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError) as e:
         return fail(str(e))
     if do and up.model.cfg.plain:
-        return fail(f"--do: the model {args.model or 'x' + str(up.scale)} has no named degradation factors (plain model)")
+        return fail(f"--do: the model {args.model or 'x' + str(up.scale)} "
+                    "has no named degradation factors (plain model)")
     jobs = plan(args.inputs, output, args.recursive, args.suffix if args.suffix is not None else f"_x{up.scale}",
                 args.format)
     single_file = output.suffix.lower() in OUTPUT_SUFFIXES

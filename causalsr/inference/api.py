@@ -19,13 +19,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping, Union
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-import torch.nn as nn
 from PIL import Image
 
 from causalsr.data.imageio import LoadedImage
@@ -33,9 +33,12 @@ from causalsr.factors import FACTORS, N_NAMED, denormalise, factor_index, scale_
 from causalsr.inference import bundled
 from causalsr.inference.tiling import Box, auto_tile_size, tiled_apply
 
+if TYPE_CHECKING:
+    from causalsr.models.causalsr import CausalSR
+
 logger = logging.getLogger("causalsr")
 
-ImageLike = Union[Image.Image, np.ndarray, LoadedImage]
+ImageLike = Image.Image | np.ndarray | LoadedImage
 PRECISIONS = ("fp32", "bf16")
 BF16_TOLERANCE = 0.05
 """Largest |bf16 - fp32| accepted on the probe tile before falling back to fp32."""
@@ -184,7 +187,7 @@ def _as_tensor(img: LoadedImage, device: torch.device) -> torch.Tensor:
 def _upscale_alpha(alpha: np.ndarray, scale: int) -> np.ndarray:
     """Bicubic upscaling of an alpha plane, kept in its dtype."""
     h, w = alpha.shape
-    up = np.asarray(Image.fromarray(alpha.astype(np.float32)).resize((w * scale, h * scale), Image.BICUBIC))
+    up = np.asarray(Image.fromarray(alpha.astype(np.float32)).resize((w * scale, h * scale), Image.Resampling.BICUBIC))
     peak = float(np.iinfo(alpha.dtype).max)
     return np.clip(np.floor(up + 0.5), 0, peak).astype(alpha.dtype)
 
@@ -214,12 +217,12 @@ def _inverse(x: torch.Tensor, flip: bool, k: int) -> torch.Tensor:
 
 def _transform_box(box: Box, flip: bool, k: int) -> Box:
     """Where a tile's box lies in the transformed image (fractions, (top, left, bottom, right))."""
-    t, l, b, r = box
+    t, left, b, right = box
     if flip:
-        l, r = 1 - r, 1 - l
+        left, right = 1 - right, 1 - left
     for _ in range(k):  # rot90 (counter-clockwise): new row = 1 - old column, new column = old row
-        t, l, b, r = 1 - r, t, 1 - l, b
-    return (t, l, b, r)
+        t, left, b, right = 1 - right, t, 1 - left, b
+    return (t, left, b, right)
 
 
 def _transform_tokens(tokens: torch.Tensor | None, flip: bool, k: int) -> torch.Tensor | None:
@@ -235,7 +238,10 @@ def _transform_tokens(tokens: torch.Tensor | None, flip: bool, k: int) -> torch.
 
 
 def normalise_do(do: Mapping[str, float]) -> dict[int, float]:
-    """{factor name: physical value} -> {index in Z: normalised value}; ValueError for unknown names or values out of range."""
+    """{factor name: physical value} -> {index in Z: normalised value}.
+
+    ValueError for unknown names or values out of range.
+    """
     values = {}
     for name, value in do.items():
         try:
@@ -260,7 +266,7 @@ class Upscaler:
         precision: default precision for `upscale`, "fp32" or "bf16".
     """
 
-    def __init__(self, model: nn.Module, meta: Mapping[str, Any] | None = None, device: str | torch.device = "cpu",
+    def __init__(self, model: CausalSR, meta: Mapping[str, Any] | None = None, device: str | torch.device = "cpu",
                  precision: str = "fp32"):
         _check_precision(precision)
         self.device = torch.device(device)
@@ -325,6 +331,7 @@ class Upscaler:
                 for t, tokens in token_views.items():
                     out = _inverse(self._restore_tile(_transform(tile, *t), cond, tokens, _transform_box(box, *t)), *t)
                     acc = out.float() if acc is None else acc + out.float()
+                assert acc is not None  # token_views holds at least the identity view
                 return acc / len(token_views)
 
         def fn(tile: torch.Tensor, box: Box) -> torch.Tensor:
@@ -453,7 +460,15 @@ class Upscaler:
         return _like_input(img, self._run(src, cond, tile, tile_overlap, tta, precision, progress))
 
     def do(self, img: ImageLike, **factors: float) -> ImageLike:
-        """Restoration under do(factor = value), e.g. ``model.do(img, noise=0, jpeg=100)``."""
+        """Restoration under do(factor = value), e.g. ``model.do(img, noise=5, jpeg=60)``.
+
+        do(factor = v) sets the degradation the restorer is told caused the image: it replaces
+        the posterior's estimate of that factor, and the structured prior's do() recomputes the
+        rest of Z (parents cut, abducted noise kept). It works as a strength control, like
+        FFDNet's noise level or FBCNN's quality factor: noise below the true level keeps grain,
+        above it smooths; a lower JPEG quality deblocks harder; more blur sharpens more.
+        Without do, the posterior's estimate is used (blind mode).
+        """
         if not factors:
             raise ValueError("do() needs at least one factor=value, e.g. noise=0")
         return self.upscale(img, do=factors)
@@ -522,4 +537,5 @@ def load_for_scale(model: str | Path | None = None, scale: int | None = None, de
     return up
 
 
-__all__ = ["load", "load_for_scale", "normalise_do", "Upscaler", "Conditioning", "FactorReport", "FactorEstimate", "PRECISIONS"]
+__all__ = ["load", "load_for_scale", "normalise_do", "Upscaler", "Conditioning", "FactorReport", "FactorEstimate",
+           "PRECISIONS"]

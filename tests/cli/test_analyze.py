@@ -10,7 +10,7 @@ from PIL import Image
 
 from causalsr.cli.main import main
 from causalsr.models.causalsr import save_pretrained
-from helpers import photo_image, tiny_model
+from helpers import photo, photo_image, tiny_model
 
 
 @pytest.fixture(scope="module")
@@ -39,11 +39,11 @@ def test_analyze_prints_json_and_explains(tmp_path, model_path, capsys):
     assert f["std"] > 0 and 0 <= f["value"] <= 50
     assert np.allclose(np.diag(doc["images"][0]["correlation"]), 1.0)
     panel = Image.open(tmp_path / "explain" / "small_explain.png")
-    # 2 rows of 4 cells (input, restoration, 3 interventions, 2 samples), each 80x64 plus a label bar
-    assert panel.size == (4 * 80, 2 * (64 + 16))
+    # 3 rows of 4 cells (input, restoration, 3 interventions, 2 samples, 2 counterfactual LRs), 80x64 + a label bar
+    assert panel.size == (4 * 80, 3 * (64 + 16))
     cells = np.asarray(panel)
     assert not np.array_equal(cells[16:, 80:160], cells[16:, 160:240])  # do(noise=0) changes the restoration
-    assert Image.open(tmp_path / "explain" / "large_grey_explain.png").size == (4 * 256, 2 * (256 + 16))
+    assert Image.open(tmp_path / "explain" / "large_grey_explain.png").size == (4 * 256, 3 * (256 + 16))
     assert [hashlib.sha256(f.read_bytes()).hexdigest() for f in files] == before
 
 
@@ -58,3 +58,18 @@ def test_analyze_errors(tmp_path, model_path, capsys):
     blocker.write_text("x")
     assert main(["analyze", str(tmp_path / "a.png"), "--model", model_path, "--explain", str(blocker / "d")]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_counterfactual_lr_shows_the_intervened_degradation(model_path):
+    """f_y on the restoration: LR-sized, and do(noise=30) adds grain that do(noise=0) does not."""
+    from causalsr.cli.analyze import counterfactual_lr
+    from causalsr.inference.api import load
+
+    up = load(model_path)
+    img = photo(64, 64)
+    cond = up.condition(img)
+    sr = up.upscale(img, conditioning=cond)
+    clean = counterfactual_lr(up, sr, cond, {"noise": 0.0}).astype(np.float64)
+    noisy = counterfactual_lr(up, sr, cond, {"noise": 30.0}).astype(np.float64)
+    assert clean.shape == (64, 64, 3)
+    assert 20 < (noisy - clean).std() < 40  # about 30 grey levels of noise (clipping takes a little)
