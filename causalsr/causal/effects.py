@@ -9,8 +9,8 @@ differences are paired and the standard error is that of their mean.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -171,6 +171,7 @@ def kmeans(
         inertia = float(torch.cdist(x, centroids).min(1).values.pow(2).sum())
         if best is None or inertia < best[0]:
             best = (inertia, labels.clone(), centroids.clone())
+    assert best is not None  # n_init >= 1 restarts
     return best[1], best[2]
 
 

@@ -107,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
         meta = run_meta(_command(args), args.grey_convention)
         meta["failures"] = failures
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(args.json, json.dumps({"results": [r.to_dict() for r in results], "meta": meta}, indent=2) + "\n")
+        atomic_write_text(args.json,
+                          json.dumps({"results": [r.to_dict() for r in results], "meta": meta}, indent=2) + "\n")
     if failures:
         print(f"causalsr eval: {len(failures)} image(s) failed:", file=sys.stderr)
         for f in failures:

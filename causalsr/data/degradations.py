@@ -79,7 +79,7 @@ class DegradationParams:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "DegradationParams":
+    def from_dict(cls, d: dict[str, Any]) -> DegradationParams:
         d = dict(d)
         if d.get("blur_sigma") is not None:
             d["blur_sigma"] = tuple(d["blur_sigma"])
@@ -119,6 +119,7 @@ def gaussian_kernel(ksize: int, sigma_x: float, sigma_y: float, theta: float = 0
 
 def _blur(x: torch.Tensor, params: DegradationParams) -> torch.Tensor:
     """Blur a (C,H,W) float tensor; borders replicated (like MATLAB imfilter(..., 'replicate'))."""
+    assert params.blur_sigma is not None  # callers blur only when it is set
     k = torch.as_tensor(gaussian_kernel(params.blur_ksize, *params.blur_sigma), dtype=x.dtype)
     pad = params.blur_ksize // 2
     c = x.shape[0]
@@ -232,7 +233,8 @@ class SamplerConfig:
             lo, hi = getattr(self, name)
             if lo > hi:
                 raise ValueError(f"sampler {name} range must be (low, high), got {getattr(self, name)!r}")
-        if self.blur_sigma[0] <= 0 or self.noise_sigma[0] < 0 or not 1 <= self.jpeg_quality[0] <= self.jpeg_quality[1] <= 100:
+        if (self.blur_sigma[0] <= 0 or self.noise_sigma[0] < 0
+                or not 1 <= self.jpeg_quality[0] <= self.jpeg_quality[1] <= 100):
             raise ValueError("sampler ranges out of bounds: blur_sigma > 0, noise_sigma >= 0, 1 <= jpeg_quality <= 100")
         if self.blur_ksize and (self.blur_ksize < 1 or self.blur_ksize % 2 == 0):
             raise ValueError(f"sampler blur_ksize must be 0 (auto) or odd, got {self.blur_ksize!r}")

@@ -28,6 +28,7 @@ import platform
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -37,7 +38,7 @@ from causalsr.data.datasets import resolve_dataset
 from causalsr.data.degradations import canonical_degradation, degrade_numpy_uint8, exact_factors, parse_degradation
 from causalsr.data.imageio import ImageReadError, read_image, write_image
 from causalsr.data.imresize import crop_to_multiple
-from causalsr.evaluation.methods import Method, check_scale
+from causalsr.evaluation.methods import CausalSRMethod, Method, check_scale
 from causalsr.factors import FACTOR_NAMES, N_NAMED, normalise
 from causalsr.metrics.perceptual import PERCEPTUAL_METRICS, cache_dir, perceptual
 from causalsr.metrics.psnr_ssim import psnr, ssim
@@ -140,7 +141,8 @@ def evaluate_image(method: Method, hr: np.ndarray, scale: int, degradation: str,
     """
     hr = crop_to_multiple(hr, scale)
     lr = make_lr_cached(hr, scale, degradation, lr_cache)
-    sr = method.upscale(lr, scale, do=do, told=told) if (do or told) else method.upscale(lr, scale)
+    sr = (cast(CausalSRMethod, method).upscale(lr, scale, do=do, told=told) if (do or told)
+          else method.upscale(lr, scale))
     if sr.dtype != np.uint8 or sr.shape != hr.shape:
         raise ValueError(f"method {method.name!r} returned {sr.dtype} {sr.shape}, expected uint8 {hr.shape}")
     values = {}
@@ -183,7 +185,7 @@ def check_conditioning(method: Method, scales: list[int], degradations: list[str
         if not getattr(method, "conditionable", False):
             raise ValueError(f"{option}: method {method.name!r} has no degradation latent Z; it needs a causalsr model")
         for s in scales:
-            if not method.has_named_factors(s):
+            if not cast(CausalSRMethod, method).has_named_factors(s):  # conditionable: a CausalSRMethod
                 raise ValueError(f"{option}: the x{s} model of {method.name!r} has no named degradation factors "
                                  f"(plain model)")
     if condition == "oracle":
@@ -274,7 +276,8 @@ def markdown_table(results: list[DatasetResult]) -> str:
              "|---|---|---|---|---|" + "---|" * len(metrics)]
     for r in results:
         cells = [fmt.get(m, "{:.4f}").format(r.mean(m)) for m in metrics]
-        lines.append(f"| {r.label} | {r.dataset} | x{r.scale} | {r.degradation} | {len(r.per_image)} | " + " | ".join(cells) + " |")
+        lines.append(f"| {r.label} | {r.dataset} | x{r.scale} | {r.degradation} | {len(r.per_image)} | "
+                     + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -282,7 +285,8 @@ def _git_commit() -> str:
     repo = Path(__file__).resolve().parents[2]
     env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}  # read-only: never touch the index others may be using
     try:
-        sha = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, env=env).stdout.strip()
+        sha = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"],
+                             capture_output=True, text=True, timeout=10, env=env).stdout.strip()
         dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
                                capture_output=True, text=True, timeout=10, env=env).stdout.strip()
     except (OSError, subprocess.SubprocessError):
@@ -301,7 +305,8 @@ def _machine() -> str:
         pass
     import torch
 
-    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}, torch {torch.__version__}"
+    return (f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
+            f"Python {platform.python_version()}, torch {torch.__version__}")
 
 
 def run_meta(command: str, grey_convention: str | None = None) -> dict:

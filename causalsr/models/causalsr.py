@@ -237,7 +237,8 @@ def load_pretrained(path: str | Path, map_location: str = "cpu") -> tuple[Causal
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{config}: not a causalsr model config ({e})") from None
     if info.get("format") != FORMAT or info.get("arch") != "causalsr":
-        raise ValueError(f"{config}: not a causalsr checkpoint (format {info.get('format')!r}, arch {info.get('arch')!r})")
+        raise ValueError(f"{config}: not a causalsr checkpoint "
+                         f"(format {info.get('format')!r}, arch {info.get('arch')!r})")
     cfg = from_dict(ModelConfig, info["model_config"])
     model = CausalSR(cfg)
     try:
@@ -277,6 +278,7 @@ def with_model_overrides(model: CausalSR, info: dict, overrides: list[str]) -> C
     missing = [k for k in missing if not any(k.startswith(f"posterior.lr_blocks.{i}.") for i in grown)]
     if missing or unexpected:
         raise ValueError(f"model overrides {overrides} change the architecture "
-                         f"({len(missing)} missing, {len(unexpected)} unexpected weights, e.g. {(missing or unexpected)[:3]})")
+                         f"({len(missing)} missing, {len(unexpected)} unexpected weights, "
+                         f"e.g. {(missing or unexpected)[:3]})")
     info["model_config"] = to_dict(cfg)
     return rebuilt.eval()

@@ -22,8 +22,10 @@ class ModelConfig:
     posterior_feats: int = 32
     p_unknown: float = 0.5                  # prob. of hiding X from the posterior in training
     posterior_spectrum: bool = False        # block-DCT spectrum input to the posterior (off = the paper's encoder)
-    posterior_crop: int = 0                 # analyse large inputs on crops of this LR size (the training patch); 0 = default
-    posterior_lr_depth: int = 0             # full-resolution residual blocks in the posterior's LR branch; 0 = the paper's size
+    posterior_crop: int = 0                 # analyse large inputs on crops of this LR size (the training patch);
+                                            # 0 = default
+    posterior_lr_depth: int = 0             # full-resolution residual blocks in the posterior's LR branch;
+                                            # 0 = the paper's size
     semantic: str = "efficientnet-lite0"    # registry name in models/semantic.py
     semantic_args: dict = field(default_factory=dict)
     sct_dim: int = 256

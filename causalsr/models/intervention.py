@@ -39,7 +39,7 @@ class InterventionNet(nn.Module):
         self.out = nn.Linear(hidden, z_dim)
 
     def _prepare(
-        self, c: torch.Tensor, xi: float | torch.Tensor | None, ctx: torch.Tensor | None, z: torch.Tensor
+        self, c: torch.Tensor | int, xi: float | torch.Tensor | None, ctx: torch.Tensor | None, z: torch.Tensor
     ) -> tuple[torch.Tensor, ...]:
         """Per-sample tensors that do not depend on Z: one-hot type, mask, strength, context, AdaLN gain/bias."""
         b = z.shape[0]

@@ -62,9 +62,10 @@ class _FiLMConvNet(nn.Module):
         self.conv1 = nn.Conv2d(3, n_feats, 3, padding=1)
         self.film = nn.Linear(cond_dim, 2 * n_feats) if cond_dim > 0 else None
         self.conv2 = nn.Conv2d(n_feats, 3, 3, padding=1)
+        assert self.conv2.bias is not None  # built with a bias
         nn.init.zeros_(self.conv2.weight)
         nn.init.zeros_(self.conv2.bias)
-        self.conv2.keep_init = True  # CausalSR's Xavier initialisation leaves it alone
+        self.conv2.keep_init = True  # type: ignore[assignment]  # CausalSR's Xavier initialisation leaves it alone
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         h = self.conv1(x)

@@ -79,6 +79,8 @@ class BlockSpectrum(nn.Module):
     block = 8
     out_dim = 2 * 64
     eps = 1e-4
+    basis: torch.Tensor  # buffers, registered in __init__
+    luma: torch.Tensor
 
     def __init__(self) -> None:
         super().__init__()
@@ -195,7 +197,8 @@ class DegradationPosterior(nn.Module):
         lr_c = torch.stack([lr[..., y:y + ch, x:x + cw] for y in ys for x in xs], 1).flatten(0, 1)
         hr_c = None
         if hr is not None:
-            hr_c = torch.stack([hr[..., s * y:s * (y + ch), s * x:s * (x + cw)] for y in ys for x in xs], 1).flatten(0, 1)
+            hr_c = torch.stack([hr[..., s * y:s * (y + ch), s * x:s * (x + cw)] for y in ys for x in xs],
+                               1).flatten(0, 1)
         return lr_c, hr_c, len(ys) * len(xs)
 
     def _check_hr(self, lr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:

@@ -26,7 +26,7 @@ Readings of the paper (recorded in docs/paper-mapping.md):
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
@@ -59,6 +59,11 @@ class StructuredPrior(nn.Module):
         n_graph_samples: relaxed graphs drawn per component to estimate log p(Z).
         temperature: relaxed-Bernoulli (binary Concrete) temperature of the edge samples.
     """
+
+    # buffers, registered in __init__
+    edge_rows: torch.Tensor
+    edge_cols: torch.Tensor
+    allowed: torch.Tensor
 
     def __init__(
         self,
@@ -99,7 +104,9 @@ class StructuredPrior(nn.Module):
         return adj
 
     def _relaxed(self, logits: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        """Reparameterised binary-Concrete sample, the same law as ``torch.distributions.RelaxedBernoulli(T, logits=...)``.
+        """Reparameterised binary-Concrete sample.
+
+        The same law as ``torch.distributions.RelaxedBernoulli(T, logits=...)``.
 
         Written out so that the noise can come from an explicit generator.
         """
@@ -149,7 +156,7 @@ class StructuredPrior(nn.Module):
         """
         d = self.z_dim
         adj = adjacency * self.allowed
-        h = self.node_embed
+        h: torch.Tensor = self.node_embed
         if ctx is not None:
             h = h + self.ctx_proj(ctx).unsqueeze(-2)
         else:
@@ -240,6 +247,7 @@ class StructuredPrior(nn.Module):
         if ctx is None and n is None:
             raise ValueError("sample() needs ctx or n")
         b = ctx.shape[0] if ctx is not None else n
+        assert b is not None  # ctx or n, checked above
         device = self.node_embed.device
         if adjacency is None:
             adjacency, _ = self.sample_graphs(b, generator, hard=True)
@@ -250,7 +258,10 @@ class StructuredPrior(nn.Module):
     def abduct(
         self, z: torch.Tensor, ctx: torch.Tensor | None, adjacency: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """Abduction: exogenous noise eps_i = (Z_i - mu_i(Z_pa)) / sigma_i under ``adjacency`` (default: expected graph)."""
+        """Abduction: exogenous noise eps_i = (Z_i - mu_i(Z_pa)) / sigma_i.
+
+        Under ``adjacency`` (default: expected graph).
+        """
         adjacency = self.expected_adjacency() if adjacency is None else adjacency
         mu, log_sigma = self.node_params(z, ctx, adjacency)
         return (z - mu) * torch.exp(-log_sigma)

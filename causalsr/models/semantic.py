@@ -18,6 +18,7 @@ Eq. 12 compares E(X) with E(X_cf)).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import torch
 import torch.nn as nn
@@ -38,7 +39,7 @@ class SemanticEncoder(nn.Module):
             p.requires_grad_(False)
         self.eval()
 
-    def train(self, mode: bool = True) -> "SemanticEncoder":
+    def train(self, mode: bool = True) -> SemanticEncoder:
         return super().train(False)  # frozen: BatchNorm statistics and dropout never switch to training
 
 
@@ -122,6 +123,9 @@ class CLIPViTB32Encoder(SemanticEncoder):
     Returns the 49 patch tokens (7x7 grid at 224 px); the CLS token is dropped.
     """
 
+    mean: torch.Tensor  # buffers, registered in __init__
+    std: torch.Tensor
+
     def __init__(self, weights_dir: str | None = None, model_id: str = "openai/clip-vit-base-patch32",
                  project: bool = True, pretrained: bool = True):
         super().__init__()
@@ -139,7 +143,7 @@ class CLIPViTB32Encoder(SemanticEncoder):
                                       projection_dim=512, hidden_act="quick_gelu")
             self.net = CLIPVisionModelWithProjection(config)
         cfg = self.net.config
-        self.input_size = cfg.image_size
+        self.input_size = cast(int, cfg.image_size)  # an int for CLIPVisionConfig
         self.project = project
         self.out_dim = cfg.projection_dim if project else cfg.hidden_size
         self.register_buffer("mean", torch.tensor(_CLIP_MEAN).view(1, 3, 1, 1), persistent=False)

@@ -61,8 +61,9 @@ class RunConfig:
     dist_timeout_minutes: float = 30.0  # collective timeout: a dead rank fails the others after this
     deterministic: bool = False       # torch.use_deterministic_algorithms (slower; exact resume on GPU)
     init_from: str | None = None      # warm start: copy every same-shaped tensor from this checkpoint
-    reinit: list = field(default_factory=list)  # after the warm start, fresh weights for these parts (e.g. a collapsed h_psi)
                                       # (e.g. an x4 model for an x2/x3 run; scale-specific layers stay new)
+    # after the warm start, fresh weights for these parts (e.g. a collapsed h_psi)
+    reinit: list = field(default_factory=list)
 
 
 @dataclass

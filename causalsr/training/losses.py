@@ -50,7 +50,8 @@ class LossConfig:
     cf_delta: float = 0.05
     cf_lambda: float = 0.004
     cf_every: int = 1         # run Algorithm 1 every k steps (CPU budget); 1 = every step
-    cf_div: float = 1e-3      # reward for X' differing from X (psi, through alpha): sem_cf alone is minimised by alpha = 0
+    cf_div: float = 1e-3      # reward for X' differing from X (psi, through alpha):
+                              # sem_cf alone is minimised by alpha = 0
     # Eq. 24 dynamic weights
     dyn_gamma: float = 0.5
     dyn_alpha: float = 1.0
@@ -207,7 +208,8 @@ class Objective:
         # Degradation consistency: -log p(Y | X, Z) per pixel (theta: mechanism) with Z detached.
         nll = -m.mechanism.log_likelihood(lr, hr, z.detach(), per_pixel=True).mean()
         mean_lr = m.mechanism(hr, z.detach())
-        consistency = nll + c.grad_gamma * sum((a - b).abs().mean() for a, b in zip(image_gradients(mean_lr), image_gradients(lr)))
+        consistency = nll + c.grad_gamma * sum((a - b).abs().mean()
+                                               for a, b in zip(image_gradients(mean_lr), image_gradients(lr)))
         terms["rec"] = reconstruction_loss(sr, hr, c.grad_gamma, self.rec_norm) + c.w_consistency * consistency
 
         blocks["phi"] = w["causal"] * terms["causal"] + w["struct"] * terms["struct"] + c.w_aux * terms["aux"]
@@ -284,7 +286,8 @@ class Objective:
             # The intervention must act on its target factor: fit alone is minimised by the identity.
             moved = (z_int - z_d).gather(1, types[:, None]).abs().squeeze(1)
             effect = F.relu(c.int_margin - moved).mean()
-            psi_int = (c.w_adv * gen_loss + c.int_lambda1 * fit + c.int_lambda2 * m.intervention.omega(z_d, types, ctx=ctx)
+            psi_int = (c.w_adv * gen_loss + c.int_lambda1 * fit
+                       + c.int_lambda2 * m.intervention.omega(z_d, types, ctx=ctx)
                        + c.int_lambda3 * m.intervention.strength_penalty() + c.int_effect * effect)
             terms["int_psi"] = psi_int
             psi = psi + w["int"] * psi_int

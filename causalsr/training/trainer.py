@@ -22,8 +22,10 @@ import platform
 import sys
 import time
 import warnings
+from collections.abc import Sized
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -50,10 +52,10 @@ class _EpochIndexed(Dataset):
 
     def __init__(self, dataset: Dataset):
         self.dataset = dataset
-        self.epoch = None
+        self.epoch: int | None = None
 
     def __len__(self) -> int:
-        return len(self.dataset)
+        return len(cast(Sized, self.dataset))
 
     def __getitem__(self, key: tuple[int, int]):
         epoch, index = key
@@ -87,7 +89,8 @@ class GlobalBatchSampler:
         while True:
             e, k = divmod(b, self.per_epoch)
             if e != epoch:
-                epoch, perm = e, torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 100_003 + e))
+                epoch, perm = e, torch.randperm(self.n,
+                                                generator=torch.Generator().manual_seed(self.seed * 100_003 + e))
             lo = k * self.batch + self.rank * self.local
             yield [(e, int(i)) for i in perm[lo:lo + self.local]]
             b += 1
@@ -257,7 +260,7 @@ def reinitialise(model: torch.nn.Module, name: str) -> None:
         raise TrainingError(f"run.reinit: the model has no part {name!r}")
     for layer in part.modules():
         if hasattr(layer, "reset_parameters"):
-            layer.reset_parameters()
+            layer.reset_parameters()  # type: ignore[operator]  # torch types Module attributes as Tensor | Module
     print(f"causalsr train: {name} re-initialised", file=sys.stderr)
 
 
@@ -277,7 +280,8 @@ def warm_start(model: torch.nn.Module, path: Path) -> tuple[int, int]:
     source = load_file(str(file))
     state = model.state_dict()
     matched = {k: v for k, v in source.items() if k in state and state[k].shape == v.shape}
-    matched.update({k: grown_input(v, state[k]) for k, v in source.items() if k in state and is_grown_input(v, state[k])})
+    matched.update({k: grown_input(v, state[k]) for k, v in source.items()
+                    if k in state and is_grown_input(v, state[k])})
     model.load_state_dict(matched, strict=False)
     print(f"causalsr train: warm start from {file}: {len(matched)} of {len(state)} tensors copied", file=sys.stderr)
     return len(matched), len(state)
@@ -317,7 +321,8 @@ class Trainer:
         self.objective = Objective(self.model, cfg.loss)
         blocks = self.model.parameter_blocks()
         o = cfg.optim
-        self.optimizers = {b: CausalAdam(blocks[b], lr=getattr(o, f"lr_{b}"), betas=tuple(o.betas), eps=o.eps,
+        self.optimizers = {b: CausalAdam(blocks[b], lr=getattr(o, f"lr_{b}"),
+                                         betas=cast(tuple[float, float], tuple(o.betas)), eps=o.eps,
                                          ratio_clamp=o.ratio_clamp) for b in BLOCKS if blocks.get(b)}
         self.schedulers = {b: make_scheduler(opt, o.halve_every) for b, opt in self.optimizers.items()}
         self.params = [p for b in self.optimizers for p in blocks[b]]
@@ -326,7 +331,7 @@ class Trainer:
         self.skipped = 0
         self.bad_streak = 0
         self.wall_s = 0.0          # training time summed over resumed runs
-        self.last_val: dict[str, float] = {}
+        self.last_val: dict[str, Any] = {}  # metric values and "dataset"
         self.resumed_from: Path | None = None
         self.liveness_probe: tuple[list, list] | None = None
         self.liveness_log: CsvLog | None = None
@@ -377,10 +382,11 @@ class Trainer:
         from causalsr.data.datasets import collate
 
         d = self.cfg.data
-        sampler = GlobalBatchSampler(len(self.dataset), d.batch_size, self.dist.rank, self.dist.world_size,
+        sampler = GlobalBatchSampler(len(cast(Sized, self.dataset)), d.batch_size, self.dist.rank, self.dist.world_size,
                                      self.cfg.seed, start=self.step)
         self.batches_per_epoch = sampler.per_epoch
-        extra = dict(persistent_workers=True, prefetch_factor=d.prefetch_factor) if d.num_workers > 0 else {}
+        extra: dict[str, Any] = (dict(persistent_workers=True, prefetch_factor=d.prefetch_factor)
+                                 if d.num_workers > 0 else {})
         # Own generator: building the loader must not draw from the global RNG that resume restores.
         return DataLoader(_EpochIndexed(self.dataset), batch_sampler=sampler, num_workers=d.num_workers,
                           collate_fn=collate, pin_memory=self.device.type == "cuda",
@@ -417,7 +423,7 @@ class Trainer:
         for o in self.optimizers.values():
             o.zero_grad(set_to_none=True)
         out = self.objective(batch, t, self.cfg.run.total_steps)
-        total = sum(out.block_losses.values())
+        total = cast(torch.Tensor, sum(out.block_losses.values()))  # at least one block loss
         total.backward()
         if self.dist.enabled:
             self.dist.average_gradients(self.params)
@@ -467,8 +473,10 @@ class Trainer:
             val_log = CsvLog(self.out_dir / "val_log.csv", resume_step)
             tb = _tensorboard(self.out_dir / "tensorboard")
         do_val = bool(run.val_dataset)  # the same on every rank: all of them meet at the validation barrier
-        val_name, val_images = (None, [])
+        val_name: str | None = None
+        val_images: list[ValImage] = []
         if main and do_val:
+            assert run.val_dataset is not None  # do_val
             val_name, val_images = load_val_set(run.val_dataset, cfg.model.scale, run.val_max_images, self.base)
         loader = self._loader()
         it = iter(loader)
@@ -508,23 +516,24 @@ class Trainer:
                 if self.step % run.log_every == 0 or self.step == run.total_steps:
                     # All ranks take part in the reduction; rank 0 writes.
                     names = sorted(win_sums)
-                    vals = torch.stack([torch.as_tensor(win_sums[k], dtype=torch.float64) / win_counts[k]
+                    sums = torch.stack([torch.as_tensor(win_sums[k], dtype=torch.float64) / win_counts[k]
                                         for k in names]).to(self.device)
-                    vals = (self.dist.all_sum(vals) / self.dist.world_size).tolist()
+                    vals = (self.dist.all_sum(sums) / self.dist.world_size).tolist()
                     elapsed = time.monotonic() - win_start
                     sps = win_steps * cfg.data.batch_size / max(elapsed, 1e-9)
                     if main:
-                        row = {"step": self.step, "epoch": (self.step - 1) // self.batches_per_epoch,
-                               "wall_s": round(self.wall_s + time.monotonic() - started, 3),
-                               "samples_per_s": round(sps, 3), "skipped": self.skipped}
+                        row: dict[str, float | torch.Tensor] = {
+                            "step": self.step, "epoch": (self.step - 1) // self.batches_per_epoch,
+                            "wall_s": round(self.wall_s + time.monotonic() - started, 3),
+                            "samples_per_s": round(sps, 3), "skipped": self.skipped}
                         row.update({f"loss_{k}": v for k, v in zip(names, vals)})
                         row.update({f"w_{k}": v for k, v in weights.items()})
                         row.update({f"lr_{b}": s.get_last_lr()[0] for b, s in self.schedulers.items()})
                         log.write(row)
                         if tb is not None:
-                            for k, v in row.items():
+                            for k, value in row.items():
                                 if k != "step":
-                                    tb.add_scalar(k, float(v), self.step)
+                                    tb.add_scalar(k, float(value), self.step)
                         shown = {k: f"{v:.4g}" for k, v in zip(names, vals) if k in ("rec", "total")}
                         bar.set_postfix(**shown, sps=f"{sps:.1f}", refresh=False)
                     win_sums, win_counts, win_steps, win_start = {}, {}, 0, time.monotonic()
@@ -558,9 +567,10 @@ class Trainer:
         return {"step": self.step, "skipped": self.skipped, "val": dict(self.last_val), "export": export,
                 "reason": reason}
 
-    def _validate(self, name: str, images: list[ValImage], log: CsvLog | None, bar) -> None:
+    def _validate(self, name: str | None, images: list[ValImage], log: CsvLog | None, bar) -> None:
         """Rank 0 measures; the others wait at the barrier."""
         if self.dist.is_main:
+            assert log is not None  # rank 0 keeps the validation log
             t0 = time.monotonic()
             self.last_val = {**validate(self.model, images, self.cfg.model.scale, self.device), "dataset": name}
             log.write({"step": self.step, "dataset": name, "psnr_y": self.last_val["psnr"],

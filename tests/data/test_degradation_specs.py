@@ -3,8 +3,17 @@ import numpy as np
 import pytest
 import torch
 
-from causalsr.data.degradations import (PRESET_COMBINATIONS, DegradationParams, auto_ksize, canonical_degradation,
-                                        degrade, degrade_numpy_uint8, exact_factors, parse_degradation, preset)
+from causalsr.data.degradations import (
+    PRESET_COMBINATIONS,
+    DegradationParams,
+    auto_ksize,
+    canonical_degradation,
+    degrade,
+    degrade_numpy_uint8,
+    exact_factors,
+    parse_degradation,
+    preset,
+)
 
 
 @pytest.fixture(scope="module")

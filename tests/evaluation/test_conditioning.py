@@ -190,7 +190,8 @@ def test_lr_of_a_spec_is_the_degraded_hr_with_the_image_seed(images, tmp_path):
 
     hr = crop_to_multiple(read_image(next(images.iterdir())).rgb, 2)
     lr = make_lr_cached(hr, 2, "noise:25+gblur:1.5", tmp_path)
-    np.testing.assert_array_equal(lr, degrade_numpy_uint8(hr, parse_degradation("gblur:1.5+noise:25", 2, image_seed(hr))))
+    np.testing.assert_array_equal(
+        lr, degrade_numpy_uint8(hr, parse_degradation("gblur:1.5+noise:25", 2, image_seed(hr))))
     # the same params under another spelling share the cache entry
     make_lr_cached(hr, 2, "gblur:1.50+noise:25", tmp_path)
     assert len(list(tmp_path.iterdir())) == 1
