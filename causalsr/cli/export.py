@@ -15,8 +15,12 @@ if TYPE_CHECKING:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("output", metavar="OUT", help="output file: OUT.onnx, or the checkpoint stem for safetensors")
     p.add_argument("--format", choices=("onnx", "safetensors"), default="onnx",
-                   help="onnx: the whole pipeline with dynamic height/width and a Z-override input; "
+                   help="onnx: the whole pipeline with dynamic batch/height/width; by default the graph with "
+                        "Z-override inputs (lr, z_override, use_z_override -> sr, z) for --do; "
                         "safetensors: re-export the checkpoint (OUT.safetensors + OUT.json)")
+    p.add_argument("--blind", action="store_true",
+                   help="onnx only: write the one-input blind graph instead (input [N,3,H,W] -> output), "
+                        "for ONNX hosts such as chaiNNer")
     add_model_arguments(p)
     p.add_argument("--opset", type=int, default=18, help="ONNX opset (>= 18; default 18)")
 
@@ -28,6 +32,8 @@ def run(args: argparse.Namespace) -> int:
 
     fail = partial(setup_error, "export")
 
+    if args.blind and args.format != "onnx":
+        return fail("--blind is an ONNX graph option: use it with --format onnx")
     try:
         up = load_for_scale(args.model, args.scale)
     except (FileNotFoundError, ValueError) as e:
@@ -39,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         if args.format == "onnx":
             from causalsr.inference.export import export_onnx
 
-            written = [export_onnx(up.model, out, opset=args.opset)]
+            written = [export_onnx(up.model, out, opset=args.opset, blind=args.blind)]
         else:
             from causalsr.models.causalsr import save_pretrained
 

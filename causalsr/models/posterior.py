@@ -23,6 +23,13 @@ quantisation zeroes high frequencies on the aligned grid only, noise lifts all
 frequencies on both and blur lowers them smoothly, so the three named factors
 become visible to a few linear layers. The strided convs alone never learnt
 JPEG quality (listed deviation in docs/paper-mapping.md, with the measurement).
+
+Tracing (ONNX export): the crop rule and the spectrum's padding of tiny inputs
+depend on the input size, which a trace would freeze. While tracing, both are
+computed from the traced size with tensor ops instead (a fixed set of crop
+slots with data-dependent starts, a mask and a weighted mean; constant
+replicate padding and a data-dependent slice), which computes the same values
+at every size. Eager PyTorch keeps the direct form.
 """
 from __future__ import annotations
 
@@ -64,6 +71,12 @@ class ResidualConv(nn.Module):
         return x + self.body(x)
 
 
+def _size(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """``x.shape[dim]`` as a 0-d int64 tensor; while tracing it is the traced size, so the graph keeps it dynamic."""
+    size = x.shape[dim]
+    return size if isinstance(size, torch.Tensor) else torch.tensor(size)
+
+
 def dct_basis(n: int = 8) -> torch.Tensor:
     """Orthonormal 2-D DCT-II basis as (n*n, 1, n, n) conv filters."""
     k = torch.arange(n, dtype=torch.float64)
@@ -90,7 +103,11 @@ class BlockSpectrum(nn.Module):
     def forward(self, img: torch.Tensor) -> torch.Tensor:
         y = (img * self.luma).sum(1, keepdim=True)
         half, need = self.block // 2, self.block + self.block // 2
-        if y.shape[-2] < need or y.shape[-1] < need:  # tiny inputs: replicate up to one shifted block
+        if torch.jit.is_tracing():  # the same padding with constant widths and a traced end, for any size
+            h, w = _size(y, -2), _size(y, -1)
+            y = F.pad(y, (0, need, 0, need), mode="replicate")[..., :torch.clamp(h, min=need),
+                                                                :torch.clamp(w, min=need)]
+        elif y.shape[-2] < need or y.shape[-1] < need:  # tiny inputs: replicate up to one shifted block
             y = F.pad(y, (0, max(0, need - y.shape[-1]), 0, max(0, need - y.shape[-2])), mode="replicate")
         feats = [F.conv2d(y[..., o:, o:], self.basis, stride=self.block).abs().mean((-2, -1)) for o in (0, half)]
         # log-magnitudes of 0-1 images lie in about [-9, -1]; centre them near 0 for the MLP.
@@ -182,6 +199,55 @@ class DegradationPosterior(nn.Module):
         last = size - crop
         return sorted({int(last * k / (n - 1)) // 8 * 8 for k in range(n)})
 
+    @staticmethod
+    def _crop_slots(size: torch.Tensor, crop: int, per_axis: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`_crop_offsets` as tensor ops on a 0-d size: ``per_axis`` slots (starts, keep).
+
+        ``starts[keep]`` equals ``_crop_offsets(size, crop, per_axis)`` (ascending, distinct); the other slots
+        start at 0 or repeat a start, so every slot's crop has the size of the real ones.
+        """
+        k = torch.arange(per_axis)
+        n = torch.clamp((size + crop - 1) // crop, max=per_axis)  # 1 when size <= crop
+        last = torch.clamp(size - crop, min=0)
+        # floor(last * k / (n - 1)) in integers equals int() of the float quotient for any realistic size
+        starts = torch.where(k < n, last * k // torch.clamp(n - 1, min=1) // 8 * 8, 0)
+        first = torch.ones(1, dtype=torch.bool)
+        keep = (k < n) & torch.cat([first, starts[1:] != starts[:-1]])  # starts ascend: keep each first
+        return starts, keep
+
+    def _pooled_traceable(self, lr: torch.Tensor, hr: torch.Tensor | None, drop_hr: torch.Tensor | None,
+                          crop: int, per_axis: int) -> torch.Tensor:
+        """Mean pooled features over the crops of :meth:`_crops`, with no Python control flow on the size.
+
+        All ``per_axis**2`` crop slots are analysed; the mean is weighted by ``keep``, so unused and repeated
+        slots count for nothing. With ``whole_up_to == crop`` (``analysis_crop``) an image no longer than
+        ``crop`` is one slot holding the whole image, as in :meth:`_crops`.
+        """
+        b, s = lr.shape[0], self.scale
+        ys, keep_y = self._crop_slots(_size(lr, -2), crop, per_axis)
+        xs, keep_x = self._crop_slots(_size(lr, -1), crop, per_axis)
+        slots = [(ys[i], xs[j]) for i in range(per_axis) for j in range(per_axis)]
+        # slicing ends past the edge stop at it: a side shorter than `crop` is taken whole, as min(h, crop) does
+        lr_c = torch.stack([lr[..., y:y + crop, x:x + crop] for y, x in slots], 1).flatten(0, 1)
+        hr_c = None
+        if hr is not None:
+            hr_c = torch.stack([hr[..., s * y:s * (y + crop), s * x:s * (x + crop)] for y, x in slots],
+                               1).flatten(0, 1)
+        n = per_axis * per_axis
+        weight = (keep_y[:, None] & keep_x[None, :]).flatten().to(device=lr.device, dtype=lr.dtype)
+        pooled = self._crop_features(lr_c, hr_c, drop_hr, n).view(b, n, -1)
+        return (pooled * weight[None, :, None]).sum(1) / weight.sum()
+
+    def _embed_traceable(self, lr: torch.Tensor, hr: torch.Tensor | None,
+                         drop_hr: torch.Tensor | None) -> torch.Tensor:
+        """:meth:`embed`'s crop rule for any size in one graph (tracing, ONNX); equal to it up to rounding."""
+        if self.analysis_crop:
+            return self._pooled_traceable(lr, hr, drop_hr, self.analysis_crop, self.max_analysis_crops_per_axis)
+        # the default rule switches from the whole image to crops above max_side: compute both, select one
+        whole = self._crop_features(lr, hr, drop_hr, 1)
+        crops = self._pooled_traceable(lr, hr, drop_hr, self.crop_size, self.crops_per_axis)
+        return torch.where(torch.maximum(_size(lr, -2), _size(lr, -1)) <= self.max_side, whole, crops)
+
     def _crops(self, lr: torch.Tensor, hr: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None, int]:
         """(B,3,h,w) -> (B*n,3,ch,cw) crops (n=1 when the LR is small), HR cropped at `scale` x the offsets."""
         h, w = lr.shape[-2:]
@@ -228,25 +294,34 @@ class DegradationPosterior(nn.Module):
         b = lr.shape[0]
         if hr is not None:
             hr = self._check_hr(lr, hr)
+            if drop_hr is None:
+                if self.training and self.p_unknown > 0:
+                    drop_hr = torch.rand(b, generator=generator, device=lr.device) < self.p_unknown
+                else:
+                    drop_hr = torch.zeros(b, dtype=torch.bool, device=lr.device)
+        if torch.jit.is_tracing():
+            return self._embed_traceable(lr, hr, drop_hr)
         lr_c, hr_c, n = self._crops(lr, hr)
+        return self._crop_features(lr_c, hr_c, drop_hr, n).view(b, n, -1).mean(1)
+
+    def _crop_features(self, lr_c: torch.Tensor, hr_c: torch.Tensor | None, drop_hr: torch.Tensor | None,
+                       n: int) -> torch.Tensor:
+        """Pooled features (B*n, n_feats) of crops (B*n, 3, h, w) that hold `n` crops per image; `drop_hr` (B,)
+        is set whenever `hr_c` is."""
         # The blocks sit after the full-resolution conv; slicing keeps the branch's checkpoint keys.
         feat_lr = self.lr_branch[2:](self.lr_blocks(self.lr_branch[:2](lr_c - 0.5)))
         unknown = self.unknown.view(1, -1, 1, 1).expand_as(feat_lr)
         if hr_c is None:
             feat_hr = unknown
         else:
-            if drop_hr is None:
-                if self.training and self.p_unknown > 0:
-                    drop_hr = torch.rand(b, generator=generator, device=lr.device) < self.p_unknown
-                else:
-                    drop_hr = torch.zeros(b, dtype=torch.bool, device=lr.device)
-            drop = drop_hr.to(lr.device).repeat_interleave(n).view(-1, 1, 1, 1)
+            assert drop_hr is not None
+            drop = drop_hr.to(lr_c.device).repeat_interleave(n).view(-1, 1, 1, 1)
             feat_hr = self.hr_branch(F.pixel_unshuffle(hr_c, self.scale) - 0.5)
             feat_hr = torch.where(drop, unknown, feat_hr)
         pooled = self.fuse(torch.cat([feat_lr, feat_hr], 1)).mean((-2, -1))
         if self.spectrum is not None:
             pooled = pooled + self.spectrum_mlp(self.spectrum(lr_c))
-        return pooled.view(b, n, -1).mean(1)
+        return pooled
 
     def forward(
         self,
