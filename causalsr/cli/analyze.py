@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from causalsr.cli.upscale import add_model_arguments
+from causalsr.data.imageio import to_uint8
 
 PANEL_CROP = 128  # LR pixels: keeps a panel cell at most 512 px wide at x4
 INTERVENTIONS = ({"noise": 0.0}, {"blur": 0.0}, {"jpeg": 100.0})
@@ -35,10 +36,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_arguments(p)
 
 
-def _to8(rgb: np.ndarray) -> np.ndarray:
-    return rgb if rgb.dtype == np.uint8 else ((rgb.astype(np.uint32) + 128) // 257).astype(np.uint8)
-
-
 def counterfactual_lr(up, restoration: np.ndarray, cond, do: dict, seed: int = 0) -> np.ndarray:
     """A draw of Y = f_y(X_hat, do(Z)) + eps_y (Eq. 2) as uint8 RGB: `restoration` degraded as `do` says.
 
@@ -48,7 +45,7 @@ def counterfactual_lr(up, restoration: np.ndarray, cond, do: dict, seed: int = 0
     import torch
 
     z = up.intervene(cond, do).z
-    x = torch.from_numpy(_to8(restoration).astype(np.float32) / 255.0).permute(2, 0, 1)[None].to(up.device)
+    x = torch.from_numpy(to_uint8(restoration).astype(np.float32) / 255.0).permute(2, 0, 1)[None].to(up.device)
     with torch.no_grad():
         mean = up.model.mechanism(x, z)
         eps = torch.randn(mean.shape, generator=torch.Generator().manual_seed(seed)).to(mean.device)
@@ -69,7 +66,7 @@ def explain_panel(up, img, n_samples: int = 3, seed: int = 0):
     crop = LoadedImage(img.rgb[y:y + ch, x:x + cw], None, img.bit_depth, img.grey, img.path)
     s = up.scale
     cond = up.condition(img)
-    bicubic = Image.fromarray(_to8(crop.rgb)).resize((cw * s, ch * s), Image.Resampling.BICUBIC)
+    bicubic = Image.fromarray(to_uint8(crop.rgb)).resize((cw * s, ch * s), Image.Resampling.BICUBIC)
     cells = [("input (bicubic)", np.asarray(bicubic)),
              ("restoration", up.upscale(crop, conditioning=cond).rgb)]
     for do in INTERVENTIONS:
@@ -91,7 +88,7 @@ def explain_panel(up, img, n_samples: int = 3, seed: int = 0):
     draw = ImageDraw.Draw(panel)
     for i, (label, rgb) in enumerate(cells):
         left, top = (i % cols) * cell_w, (i // cols) * cell_h
-        panel.paste(Image.fromarray(_to8(rgb)), (left, top + LABEL_HEIGHT))
+        panel.paste(Image.fromarray(to_uint8(rgb)), (left, top + LABEL_HEIGHT))
         draw.text((left + 3, top + 2), label, fill="black")
     return panel
 

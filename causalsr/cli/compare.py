@@ -13,8 +13,7 @@ import math
 import sys
 from pathlib import Path
 
-import numpy as np
-
+from causalsr.data.imageio import to_uint8
 from causalsr.evaluation.harness import METRICS
 from causalsr.metrics.psnr_ssim import GREY_CONVENTIONS
 
@@ -31,10 +30,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", type=Path, metavar="PATH", help="also write the values as JSON")
 
 
-def _uint8(rgb: np.ndarray) -> np.ndarray:
-    return rgb if rgb.dtype == np.uint8 else ((rgb.astype(np.uint32) + 128) // 257).astype(np.uint8)
-
-
 def run(args: argparse.Namespace) -> int:
     from causalsr.atomic import atomic_write_text
     from causalsr.data.imageio import read_image
@@ -46,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
         if ref.rgb.shape != dist.rgb.shape:
             raise ValueError(f"{args.dist}: size {dist.size[0]}x{dist.size[1]} differs from "
                              f"{args.ref} ({ref.size[0]}x{ref.size[1]})")
-        a, b = _uint8(ref.rgb), _uint8(dist.rgb)
+        a, b = to_uint8(ref.rgb), to_uint8(dist.rgb)
         opts = dict(crop=args.crop, y=args.y, grey=ref.grey, grey_convention=args.grey_convention)
         values = {}
         for m in args.metrics:

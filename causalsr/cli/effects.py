@@ -91,7 +91,6 @@ def _estimate_dict(e) -> dict:
 def run(args: argparse.Namespace) -> int:
     from functools import partial
 
-    import numpy as np
     import torch
 
     from causalsr.atomic import atomic_write_text
@@ -99,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     from causalsr.cli.main import setup_error
     from causalsr.data.datasets import resolve_dataset
     from causalsr.data.degradations import preset
-    from causalsr.data.imageio import ImageReadError, read_image
+    from causalsr.data.imageio import ImageReadError, read_image, to_uint8
     from causalsr.inference.api import load_for_scale
 
     fail = partial(setup_error, "effects")
@@ -132,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
                 except ImageReadError as e:
                     print(f"causalsr effects: skipped: {e}", file=sys.stderr)
                     continue
-                hr = (img.rgb if img.bit_depth == 8 else (img.rgb // 257).astype(np.uint8))
+                hr = to_uint8(img.rgb)
                 hr = hr[:hr.shape[0] // s * s, :hr.shape[1] // s * s]
                 o, p, f = _unit_effects(up, hr, preset(args.degradation, s, seed=args.seed + i), treatment,
                                         args.samples, generator)

@@ -148,7 +148,7 @@ def _measure(spec: dict) -> dict:
     from torch.utils.flop_counter import FlopCounterMode
 
     from causalsr.data.datasets import resolve_dataset
-    from causalsr.data.imageio import read_image
+    from causalsr.data.imageio import read_image, to_uint8
     from causalsr.data.imresize import imresize_uint8
 
     name, scale, (w, h) = spec["method"], spec["scale"], spec["size"]
@@ -195,7 +195,7 @@ def _measure(spec: dict) -> dict:
     rates = []
     for i, f in enumerate(files):
         hr = read_image(f).rgb
-        hr = (hr if hr.dtype == np.uint8 else (hr // 257).astype(np.uint8))[:hr.shape[0] // scale * scale,
+        hr = to_uint8(hr)[:hr.shape[0] // scale * scale,
                                                                               :hr.shape[1] // scale * scale]
         img = imresize_uint8(hr, 1.0 / scale)
         if i == 0:

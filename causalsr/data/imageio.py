@@ -149,6 +149,12 @@ def encode_png16(pixels: np.ndarray) -> bytes:
             + _png_chunk(b"IDAT", zlib.compress(raw.tobytes(), 6)) + _png_chunk(b"IEND", b""))
 
 
+def to_uint8(arr: np.ndarray) -> np.ndarray:
+    """An 8-bit copy of a uint8 or uint16 image: 16-bit values round to nearest, (x + 128) // 257,
+    the inverse of the 8 -> 16 bit x * 257. The one 16 -> 8 bit conversion of the package."""
+    return _to_depth(arr, 8)
+
+
 def _to_depth(arr: np.ndarray, bit_depth: int) -> np.ndarray:
     if arr.dtype == np.uint8:
         return arr if bit_depth == 8 else arr.astype(np.uint16) * 257

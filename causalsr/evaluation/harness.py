@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 from causalsr.data.datasets import resolve_dataset
 from causalsr.data.degradations import canonical_degradation, degrade_numpy_uint8, exact_factors, parse_degradation
-from causalsr.data.imageio import ImageReadError, read_image, write_image
+from causalsr.data.imageio import ImageReadError, read_image, to_uint8, write_image
 from causalsr.data.imresize import crop_to_multiple
 from causalsr.evaluation.methods import CausalSRMethod, Method, check_scale
 from causalsr.factors import FACTOR_NAMES, N_NAMED, normalise
@@ -90,7 +90,7 @@ def load_hr_uint8(path: Path) -> tuple[np.ndarray, bool]:
     img = read_image(path)
     rgb = img.rgb
     if rgb.dtype == np.uint16:  # benchmarks are 8-bit; a 16-bit HR is measured at 8 bits
-        rgb = ((rgb.astype(np.uint32) + 128) // 257).astype(np.uint8)
+        rgb = to_uint8(rgb)
     return rgb, img.grey
 
 

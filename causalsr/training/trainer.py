@@ -191,7 +191,7 @@ class ValImage:
 def load_val_set(name_or_path: str, scale: int, max_images: int, base: Path | None) -> tuple[str, list[ValImage]]:
     """Benchmark images with their standard MATLAB-bicubic LR (as the eval protocol makes them)."""
     from causalsr.data.datasets import resolve_dataset
-    from causalsr.data.imageio import read_image
+    from causalsr.data.imageio import read_image, to_uint8
     from causalsr.data.imresize import crop_to_multiple, make_lr
 
     target = resolve_path(name_or_path, base) if Path(name_or_path).suffix or "/" in name_or_path else name_or_path
@@ -199,7 +199,7 @@ def load_val_set(name_or_path: str, scale: int, max_images: int, base: Path | No
     images = []
     for path in files[:max_images] if max_images > 0 else files:
         img = read_image(path)
-        rgb = img.rgb if img.rgb.dtype == np.uint8 else (img.rgb // 257).astype(np.uint8)
+        rgb = to_uint8(img.rgb)
         lr = make_lr(rgb, scale)
         images.append(ValImage(path.stem, crop_to_multiple(rgb, scale),
                                torch.from_numpy(lr.astype(np.float32) / 255.0).permute(2, 0, 1)[None], img.grey))

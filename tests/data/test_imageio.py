@@ -232,3 +232,13 @@ def test_grey16_with_alpha_kept_exactly(tmp_path):
     assert img.bit_depth == 16
     np.testing.assert_array_equal(img.rgb, np.repeat(RGB16[..., :1], 3, axis=2))
     np.testing.assert_array_equal(img.alpha, A16)
+
+
+def test_to_uint8_rounds_16_bit_and_inverts_the_8_to_16_bit_scaling():
+    from causalsr.data.imageio import to_uint8
+
+    v8 = np.arange(256, dtype=np.uint8)
+    assert np.array_equal(to_uint8(v8.astype(np.uint16) * 257), v8)  # exact inverse of x * 257
+    v16 = np.array([0, 128, 129, 385, 386, 65535], dtype=np.uint16)
+    assert to_uint8(v16).tolist() == [0, 0, 1, 1, 2, 255]  # nearest: 128/257 < 0.5 < 129/257
+    assert to_uint8(v8) is v8
