@@ -26,8 +26,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-# (top, left, bottom, right) of a tile as fractions of the whole LR image.
-Box = tuple[float, float, float, float]
+from causalsr.models.backbone import Box  # (top, left, bottom, right) of a tile as fractions of the whole LR image
+
 TileFn = Callable[[torch.Tensor, Box], torch.Tensor]
 
 MIN_TILE = 64

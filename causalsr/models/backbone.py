@@ -36,7 +36,7 @@ from causalsr.registry import Registry
 
 BACKBONES = Registry("backbone")
 
-Box = tuple[float, float, float, float]
+Box = tuple[float, float, float, float]  # (top, left, bottom, right) as fractions of the whole image
 
 
 def zero_init(conv: nn.Conv2d) -> nn.Conv2d:
