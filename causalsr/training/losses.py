@@ -50,8 +50,10 @@ class LossConfig:
     cf_delta: float = 0.05
     cf_lambda: float = 0.004
     cf_every: int = 1         # run Algorithm 1 every k steps (CPU budget); 1 = every step
-    cf_div: float = 1e-3      # reward for X' differing from X (psi, through alpha):
-                              # sem_cf alone is minimised by alpha = 0
+    # psi's reward for the KL step alpha (pixel RMS), paid only up to cf_budget: sem_cf alone is
+    # minimised by alpha = 0 (h_psi collapsed to 5e-5), an unbounded reward saturates h at 1 (0.99)
+    cf_div: float = 1.0
+    cf_budget: float = 0.01   # half of cf_alpha0: the hinge holds h_psi near 0.5 instead of at 0 or 1
     # Eq. 24 dynamic weights
     dyn_gamma: float = 0.5
     dyn_alpha: float = 1.0
@@ -250,8 +252,9 @@ class Objective:
             # On the first `sem_batch` samples only: it back-propagates through the frozen encoder.
             k = c.sem_batch or hr.shape[0]
             sem_cf = (m.semantic_features(cf.x_cf[:k]) - tokens_hr[:k].mean(1)).pow(2).mean() if m.use_sct else zero
-            # Diversity reward: without it psi's only loss through alpha (sem_cf) is minimised by h_psi -> 0.
-            psi = psi + w["sem"] * sem_cf - c.cf_div * (cf.x_cf - hr).abs().mean()
+            # Perturbation reward up to a budget: without it psi's only loss through alpha (sem_cf) is
+            # minimised by h_psi -> 0; without the budget h_psi saturates at 1 (deviation 19).
+            psi = psi + w["sem"] * sem_cf - c.cf_div * cf.alpha.clamp(max=c.cf_budget).mean()
             terms["sem"] = sem_cf + c.sem_beta * sem_ctx
             # Eq. 16 with momentum keys (Alg. 2 line 20). The queries are the posterior's embedding of
             # (Y, X) and its sample Z: phi learns from L_con through them (heads frozen), theta through

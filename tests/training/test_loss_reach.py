@@ -25,7 +25,7 @@ REACH = {
     "sem": ({"w_sem": 1.0}, {"sct", "h_psi"}),
     "int": ({"w_int": 1.0}, {"mechanism", "intervention"}),
     "adv (discriminator)": ({"w_adv": 1.0}, {"discriminator"}),
-    "cf diversity": ({"cf_div": 1.0}, {"h_psi"}),
+    "cf diversity": ({"cf_div": 1.0, "cf_budget": 1.0}, {"h_psi"}),  # below its budget
 }
 
 
