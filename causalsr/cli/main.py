@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("causalsr.cli.export", "export the LR->SR pipeline to ONNX or a checkpoint"),
     "datasets": ("causalsr.cli.datasets", "list the benchmark and training sets found, with image counts"),
     "inspect": ("causalsr.cli.inspect", "liveness report: one number per causal part, with its threshold"),
+    "demo": ("causalsr.cli.demo", "a local web page: upload, diagnosis, do() sliders, before/after (extra: demo)"),
 }
 
 
