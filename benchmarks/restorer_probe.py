@@ -22,7 +22,7 @@ from causalsr.data.datasets import HRPatchDataset, collate
 from causalsr.data.degradations import SamplerConfig
 from causalsr.models.backbone import EfficientRestorer
 from causalsr.training.optim import CausalAdam
-from causalsr.training.trainer import load_val_set, validate
+from causalsr.training.validation import load_val_set, validate
 
 
 class Unconditioned(torch.nn.Module):
