@@ -40,7 +40,7 @@ from torch.utils.data import DataLoader, Dataset
 from causalsr.atomic import atomic_write_text
 from causalsr.data.datasets import list_images, resolve_dataset
 from causalsr.evaluation.harness import load_hr_uint8, run_meta
-from causalsr.training.trainer import device_name
+from causalsr.training.runlog import device_name
 
 sys.path.insert(0, str(Path(__file__).parent))
 from blur_visibility import best_threshold_accuracy, paired_lr  # noqa: E402  (sibling benchmark script)

@@ -20,7 +20,8 @@ from pathlib import Path
 
 from causalsr.atomic import atomic_path, atomic_write_text
 from causalsr.inference.bundled import WEIGHTS_DIR
-from causalsr.models.causalsr import load_pretrained, with_model_overrides
+from causalsr.models.model_file import load_pretrained, with_model_overrides
+from causalsr.stems import files_of, stem_of
 
 
 def card(info: dict, evals: list[dict], note: str) -> str:
@@ -95,10 +96,10 @@ def main() -> int:
                        for ev in evals for r in ev["results"]]
     stem = WEIGHTS_DIR / f"causalsr_x{model.scale}"
     WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)
-    src = Path(args.export)
-    with atomic_path(stem.with_name(stem.name + ".safetensors")) as tmp:
-        shutil.copyfile(src.with_name(src.name + ".safetensors"), tmp)
-    atomic_write_text(stem.with_name(stem.name + ".json"), json.dumps(info, indent=2, sort_keys=True))
+    weights, config = files_of(stem)
+    with atomic_path(weights) as tmp:
+        shutil.copyfile(files_of(stem_of(args.export))[0], tmp)
+    atomic_write_text(config, json.dumps(info, indent=2, sort_keys=True))
     atomic_write_text(stem.with_suffix(".md"), card(info, evals, args.note))
     print(f"bundled {stem}.safetensors / .json / .md")
     return 0

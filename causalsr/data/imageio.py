@@ -1,4 +1,4 @@
-"""Image files in and out: `read_image`, `write_image` (atomic), tensor conversion.
+"""Image files in and out: `read_image`, `write_image` (atomic); PIL images and arrays in; tensor conversion.
 
 Reading keeps bit depth (8 or 16) and alpha, applies EXIF orientation, forces
 a full decode so truncated files fail here, and turns every failure into an
@@ -86,10 +86,14 @@ def _decode(path: Path, max_pixels: int) -> LoadedImage:
                 lo = np.asarray(ImageOps.exif_transpose(lo_im), dtype=np.uint16)
             arr = np.asarray(im, dtype=np.uint16) * 256 + lo
             return LoadedImage(arr[..., :3].copy(), arr[..., 3].copy() if arr.shape[2] == 4 else None, 16, False, path)
-        return _from_pil(im, path)
+        return from_pil(im, path)
 
 
-def _from_pil(im: Image.Image, path: Path) -> LoadedImage:
+def from_pil(im: Image.Image, path: Path) -> LoadedImage:
+    """A decoded PIL image as a `LoadedImage` (CMYK and palette images become RGB/RGBA; 16-bit grey stays 16-bit).
+
+    ImageReadError (a ValueError) for float images and for 32-bit grey values outside 0..65535.
+    """
     mode = im.mode
     if mode == "F":
         raise ImageReadError(f"{path}: floating-point images (mode F) are not supported")
@@ -106,6 +110,21 @@ def _from_pil(im: Image.Image, path: Path) -> LoadedImage:
     has_alpha = mode in ("RGBA", "RGBa", "PA") or (mode == "P" and "transparency" in im.info)
     arr = np.asarray(im.convert("RGBA" if has_alpha else "RGB"))
     return LoadedImage(arr[..., :3].copy(), arr[..., 3].copy() if has_alpha else None, 8, False, path)
+
+
+def from_array(a: np.ndarray, path: Path = Path("<array>")) -> LoadedImage:
+    """HxW, HxWx1 (grey), HxWx2 (grey+alpha), HxWx3 (RGB), HxWx4 (RGBA); uint8 or uint16."""
+    if a.dtype not in (np.uint8, np.uint16):
+        raise TypeError(f"expected a uint8 or uint16 image array, got {a.dtype}")
+    if a.ndim == 2:
+        a = a[..., None]
+    if a.ndim != 3 or a.shape[2] not in (1, 2, 3, 4):
+        raise ValueError(f"expected an HxW or HxWxC image array with C in 1..4, got shape {a.shape}")
+    c = a.shape[2]
+    grey = c <= 2
+    rgb = np.repeat(a[..., :1], 3, axis=2) if grey else a[..., :3]
+    alpha = a[..., c - 1].copy() if c in (2, 4) else None
+    return LoadedImage(np.ascontiguousarray(rgb), alpha, 16 if a.dtype == np.uint16 else 8, grey, path)
 
 
 def read_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> LoadedImage:

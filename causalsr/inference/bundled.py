@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from causalsr.stems import files_of, stem_of
+
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 BUNDLED: dict[str, int] = {"x2": 2, "x3": 3, "x4": 4}
 
@@ -20,24 +22,20 @@ def bundled_stem(name: str) -> Path:
     return WEIGHTS_DIR / f"causalsr_x{BUNDLED[name]}"
 
 
-def _files(stem: Path) -> tuple[Path, Path]:
-    return stem.with_name(stem.name + ".safetensors"), stem.with_name(stem.name + ".json")
-
-
 def resolve(name_or_path: str | Path) -> Path:
     """Checkpoint stem for a bundled name or a path; FileNotFoundError (one line) if its files are absent."""
     text = str(name_or_path)
     if text in BUNDLED:
         stem = bundled_stem(text)
-        missing = [f.name for f in _files(stem) if not f.is_file()]
+        missing = [f.name for f in files_of(stem) if not f.is_file()]
         if missing:
             raise FileNotFoundError(
                 f"bundled model {text!r} is not installed ({', '.join(missing)} missing from {WEIGHTS_DIR}); "
                 f"pass a checkpoint with --model PATH")
         return stem
     path = Path(text).expanduser()
-    stem = path.with_suffix("") if path.suffix in (".safetensors", ".json") else path
-    missing = [str(f) for f in _files(stem) if not f.is_file()]
+    stem = stem_of(path)
+    missing = [str(f) for f in files_of(stem) if not f.is_file()]
     if missing:
         raise FileNotFoundError(f"model file not found: {', '.join(missing)}")
     return stem

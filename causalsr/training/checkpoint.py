@@ -27,6 +27,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from causalsr.atomic import atomic_path, atomic_write_text
+from causalsr.stems import files_of, stem_of
 
 if TYPE_CHECKING:
     from causalsr.models.causalsr import CausalSR
@@ -35,6 +36,7 @@ FROZEN_PREFIXES = ("semantic.",)  # CausalSR's frozen encoder E, excluded as in 
 CKPT_DIR = "checkpoints"
 LATEST = "latest"
 _NAME = re.compile(r"^step_(\d{8,})$")
+SUFFIXES = (".safetensors", ".state.pt")  # weights, training state
 
 
 class CheckpointError(RuntimeError):
@@ -82,8 +84,8 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _files(prefix: Path) -> tuple[Path, Path]:
-    return prefix.with_name(prefix.name + ".safetensors"), prefix.with_name(prefix.name + ".state.pt")
+def _files(prefix: Path) -> tuple[Path, ...]:
+    return files_of(prefix, SUFFIXES)
 
 
 def _step_of(path: Path) -> int | None:
@@ -175,10 +177,7 @@ def resolve_resume(resume: str, out_dir: str | Path) -> Path | None:
         if found is None:
             raise CheckpointError(f"{path}: no usable checkpoint in this folder")
         return found
-    name = path.name
-    for suffix in (".safetensors", ".state.pt"):
-        if name.endswith(suffix):
-            path = path.with_name(name[: -len(suffix)])
+    path = stem_of(path, SUFFIXES)
     read_checkpoint(path)
     return path
 
@@ -198,6 +197,6 @@ def load_weights(model: torch.nn.Module, tensors: dict[str, torch.Tensor], sourc
 
 def export_inference(model: torch.nn.Module, path: str | Path, meta: dict) -> tuple[Path, Path]:
     """Inference export (`<path>.safetensors` + `<path>.json`) via the model's `save_pretrained`."""
-    from causalsr.models.causalsr import save_pretrained
+    from causalsr.models.model_file import save_pretrained
 
     return save_pretrained(cast("CausalSR", model), path, meta)

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from causalsr.cli.main import main
-from causalsr.models.causalsr import save_pretrained
+from causalsr.models.model_file import save_pretrained
 from helpers import photo, photo_image, tiny_model
 
 

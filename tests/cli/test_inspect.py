@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 
 from causalsr.cli.main import main
-from causalsr.models.causalsr import save_pretrained
+from causalsr.models.model_file import save_pretrained
 from helpers import tiny_model
 
 

@@ -8,7 +8,7 @@ import pytest
 from causalsr.cli.effects import parse_treatment
 from causalsr.cli.main import main
 from causalsr.cli.profile import markdown_table, span_deploy_counts
-from causalsr.models.causalsr import save_pretrained
+from causalsr.models.model_file import save_pretrained
 from helpers import photo_image, tiny_model
 
 

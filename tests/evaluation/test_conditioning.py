@@ -13,7 +13,7 @@ from causalsr.evaluation.harness import evaluate, image_seed, make_lr_cached
 from causalsr.evaluation.methods import Bicubic, load_method, tell_factors
 from causalsr.factors import N_NAMED, normalise
 from causalsr.inference.api import normalise_do
-from causalsr.models.causalsr import save_pretrained
+from causalsr.models.model_file import save_pretrained
 from helpers import tiny_config, tiny_model, write_images
 
 SPEC = "gblur:1.5+noise:10+jpeg:50"

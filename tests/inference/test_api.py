@@ -12,9 +12,10 @@ from PIL import Image
 import causalsr
 from causalsr.data.imageio import LoadedImage
 from causalsr.factors import FACTORS, scale_factors
-from causalsr.inference import api, bundled
-from causalsr.inference.api import Upscaler, _transform, _transform_box, load, load_for_scale
-from causalsr.models.causalsr import save_pretrained
+from causalsr.inference import bundled, upscaler
+from causalsr.inference.api import Upscaler, load, load_for_scale
+from causalsr.inference.tta import transform, transform_box
+from causalsr.models.model_file import save_pretrained
 from helpers import photo as make_photo
 from helpers import tiny_model
 
@@ -146,11 +147,11 @@ def test_tta_transforms_boxes_consistently():
     crop = img[..., 2:5, 3:7]
     for flip in (False, True):
         for k in range(4):
-            t = _transform(img, flip, k)
-            top, left, bottom, right = _transform_box(box, flip, k)
+            t = transform(img, flip, k)
+            top, left, bottom, right = transform_box(box, flip, k)
             h, w = t.shape[-2:]
             region = t[..., round(top * h):round(bottom * h), round(left * w):round(right * w)]
-            torch.testing.assert_close(region, _transform(crop, flip, k))
+            torch.testing.assert_close(region, transform(crop, flip, k))
 
 
 class EquivariantRestorer(nn.Module):
@@ -184,7 +185,7 @@ def test_bf16_and_fallback(up, photo, monkeypatch, caplog):
     fp32 = up.upscale(photo)
     bf16 = up.upscale(photo, precision="bf16")
     assert bf16.shape == fp32.shape and np.abs(bf16.astype(int) - fp32).mean() < 3
-    monkeypatch.setattr(api, "BF16_TOLERANCE", -1.0)  # any difference counts as unsafe
+    monkeypatch.setattr(upscaler, "BF16_TOLERANCE", -1.0)  # any difference counts as unsafe
     with caplog.at_level(logging.WARNING, logger="causalsr"):
         fallback = up.upscale(photo, precision="bf16")
     np.testing.assert_array_equal(fallback, fp32)

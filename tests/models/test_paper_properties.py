@@ -49,7 +49,7 @@ def test_eq3_elbo_assembles_and_lower_bounds_the_evidence(make_tiny_model):
 
 def test_eq7_encoder_is_frozen_inside_the_model(make_tiny_model):
     """E gets no gradient from the full objective, sits in no optimiser block, is not saved, stays in eval."""
-    from causalsr.models.causalsr import _weights_state
+    from causalsr.models.model_file import _weights_state
 
     model = make_tiny_model(2)
     model.train()

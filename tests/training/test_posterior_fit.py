@@ -12,7 +12,8 @@ from causalsr.config import to_dict
 from causalsr.data.datasets import HRPatchDataset, collate
 from causalsr.data.degradations import DegradationParams, SamplerConfig, degrade
 from causalsr.factors import N_NAMED
-from causalsr.models.causalsr import CausalSR, load_pretrained, save_pretrained, with_model_overrides
+from causalsr.models.causalsr import CausalSR
+from causalsr.models.model_file import load_pretrained, save_pretrained, with_model_overrides
 from causalsr.training.losses import named_factor_nll
 from causalsr.training.posterior_fit import (
     BlurTwins,

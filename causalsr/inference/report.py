@@ -1,0 +1,80 @@
+"""`Upscaler.analyze`'s result: the named degradation factors in physical units, with uncertainty from Sigma."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from causalsr.factors import FACTORS, N_NAMED, denormalise, scale_factors
+
+_LABELS = {"blur": "blur sigma", "noise": "noise sigma", "jpeg": "JPEG quality"}
+_UNITS = {"blur": "HR px", "jpeg": "10-100"}  # display units; "noise" keeps its "0-255"
+
+
+@dataclass
+class FactorEstimate:
+    """One named degradation factor in physical units, with its posterior standard deviation."""
+
+    name: str
+    label: str
+    unit: str
+    value: float
+    std: float
+    low: float
+    high: float
+
+    def __str__(self) -> str:
+        return f"{self.label} {self.value:.1f} +- {self.std:.1f} ({self.unit})"
+
+
+@dataclass
+class FactorReport:
+    """What degradation the model sees: named factors with uncertainty from Sigma.
+
+    Attributes:
+        factors: name -> estimate (blur, noise, jpeg), values clipped to the factor's range.
+        covariance: N_NAMED x N_NAMED posterior covariance of the named factors, physical units.
+        correlation: the matching correlation matrix.
+        z_mean: the full posterior mean (normalised latent coordinates).
+        z_covariance: the full posterior covariance (normalised latent coordinates).
+    """
+
+    factors: dict[str, FactorEstimate]
+    covariance: np.ndarray
+    correlation: np.ndarray
+    z_mean: np.ndarray
+    z_covariance: np.ndarray
+
+    def __str__(self) -> str:
+        return "\n".join(str(f) for f in self.factors.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "factors": {k: {"value": f.value, "std": f.std, "unit": f.unit, "label": f.label}
+                        for k, f in self.factors.items()},
+            "factor_order": list(self.factors),
+            "covariance": self.covariance.tolist(),
+            "correlation": self.correlation.tolist(),
+            "z_mean": self.z_mean.tolist(),
+            "z_covariance": self.z_covariance.tolist(),
+        }
+
+
+def factor_report(q: torch.distributions.MultivariateNormal) -> FactorReport:
+    """The report of posterior q(Z | Y) (batch of one): its mean and covariance mapped to physical units."""
+    mean = q.mean[0].double().cpu()
+    cov = q.covariance_matrix[0].double().cpu()
+    span = scale_factors().double()
+    values = denormalise(mean[:N_NAMED])
+    cov_named = cov[:N_NAMED, :N_NAMED] * torch.outer(span, span)
+    std = cov_named.diagonal().sqrt()
+    corr = cov_named / torch.outer(std, std)
+    factors = {
+        f.name: FactorEstimate(f.name, _LABELS.get(f.name, f.name), _UNITS.get(f.name, f.unit),
+                               float(min(max(values[i].item(), f.low), f.high)), float(std[i]), f.low, f.high)
+        for i, f in enumerate(FACTORS)
+    }
+    return FactorReport(factors, cov_named.numpy(), corr.numpy(), mean.numpy(), cov.numpy())
