@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from causalsr.data.jpeg_container import ContainerQuality
 from causalsr.factors import FACTORS, N_NAMED, denormalise, scale_factors
 
 _LABELS = {"blur": "blur sigma", "noise": "noise sigma", "jpeg": "JPEG quality"}
@@ -39,6 +40,9 @@ class FactorReport:
         correlation: the matching correlation matrix.
         z_mean: the full posterior mean (normalised latent coordinates).
         z_covariance: the full posterior covariance (normalised latent coordinates).
+        container: for a JPEG file, the quality its quantisation tables state
+            (`causalsr.data.jpeg_container`), beside the pixel-based "jpeg" estimate; the two
+            differ on re-saved images. None for other inputs and for arrays.
     """
 
     factors: dict[str, FactorEstimate]
@@ -46,9 +50,13 @@ class FactorReport:
     correlation: np.ndarray
     z_mean: np.ndarray
     z_covariance: np.ndarray
+    container: ContainerQuality | None = None
 
     def __str__(self) -> str:
-        return "\n".join(str(f) for f in self.factors.values())
+        lines = [str(f) for f in self.factors.values()]
+        if self.container is not None:
+            lines.append(str(self.container))
+        return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -60,6 +68,7 @@ class FactorReport:
             "correlation": self.correlation.tolist(),
             "z_mean": self.z_mean.tolist(),
             "z_covariance": self.z_covariance.tolist(),
+            "container_jpeg": self.container.to_dict() if self.container is not None else None,
         }
 
 

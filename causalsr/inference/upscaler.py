@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from PIL import Image
 
 from causalsr.data.imageio import LoadedImage
+from causalsr.data.jpeg_container import container_quality
 from causalsr.inference.conditioning import Conditioning, normalise_do
 from causalsr.inference.images import ImageLike, as_tensor, like_input, to_grey, to_loaded, upscale_alpha
 from causalsr.inference.report import FactorReport, factor_report
@@ -270,9 +272,18 @@ class Upscaler:
 
     @torch.no_grad()
     def analyze(self, img: ImageLike) -> FactorReport:
-        """Estimate the named degradation factors with standard deviations from the posterior covariance."""
+        """Estimate the named degradation factors with standard deviations from the posterior covariance.
+
+        For a JPEG file (a PIL image as `Image.open` returned it, or a `LoadedImage` read from a
+        file) the report also carries the quality the file's tables state (`FactorReport.container`).
+        """
         lr = as_tensor(to_loaded(img), self.device)
         q = self.model.infer_z(lr)
         if q is None:
             raise ValueError("this model has no degradation latent Z (plain model): nothing to analyze")
-        return factor_report(q)
+        report = factor_report(q)
+        if isinstance(img, Image.Image):
+            report.container = container_quality(img)
+        elif isinstance(img, LoadedImage) and img.path.is_file():
+            report.container = container_quality(img.path)
+        return report
