@@ -39,8 +39,8 @@ def run(args: argparse.Namespace) -> int:
     from causalsr.cli.main import setup_error
     from causalsr.demo.core import Limits
 
-    if args.max_pixels < 64 or args.max_mb <= 0 or not 0 <= args.port < 65536:
-        return setup_error("demo", "--max-pixels must be at least 64, --max-mb positive, --port 0-65535")
+    if args.max_pixels < 64 or args.max_mb <= 0 or not 0 < args.port < 65536:
+        return setup_error("demo", "--max-pixels must be at least 64, --max-mb positive, --port 1-65535")
     limits = Limits(max_bytes=int(args.max_mb * 2**20), max_pixels=args.max_pixels)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home: this machine may be offline
     with tempfile.TemporaryDirectory(prefix="causalsr-demo-") as tmp:

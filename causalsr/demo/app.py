@@ -43,8 +43,8 @@ class Page:
 
     def _failed(self, msg: str) -> list[Any]:
         """Show the message; clear the result so a stale one is never taken for this upload's."""
-        none = [gr.update()] * len(core.SLIDERS)
-        return [_status(msg), "", *none, *self._compare(None, None), None, None]
+        unchanged = [gr.update()] * len(core.SLIDERS)
+        return [_status(msg), "", *unchanged, *self._compare(None, None), None, None]
 
     def on_image(self, path: str | None, scale: str) -> list[Any]:
         """Upload or scale change: check the file, estimate the factors, restore blind."""

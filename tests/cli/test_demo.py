@@ -25,13 +25,13 @@ def test_demo_is_a_listed_command(capsys):
 
 
 def test_a_missing_gradio_names_the_extra(no_gradio, capsys):
-    assert main(["demo", "--port", "0"]) == 2
+    assert main(["demo"]) == 2
     err = capsys.readouterr().err.strip()
     assert err == "causalsr demo: error: gradio is not installed; install it with: pip install 'causalsr[demo]'"
     assert not list(no_gradio.iterdir()), "the demo's temporary folder was left behind"
 
 
-@pytest.mark.parametrize("args", [["--max-pixels", "10"], ["--max-mb", "0"], ["--port", "70000"]])
+@pytest.mark.parametrize("args", [["--max-pixels", "10"], ["--max-mb", "0"], ["--port", "70000"], ["--port", "0"]])
 def test_bad_limits_are_setup_errors(args, no_gradio, capsys):
     assert main(["demo", *args]) == 2
     assert capsys.readouterr().err.startswith("causalsr demo: error: ")
