@@ -92,9 +92,13 @@ def main() -> int:
                     help="also rows for full-support Gaussian blurs of these sigmas")
     ap.add_argument("--grid", action="store_true", help="issue 17's grid with the classical baselines")
     ap.add_argument("--tables", metavar="JSON", help="only print the markdown tables of a --grid JSON")
+    ap.add_argument("--figure", metavar="PNG", help="with --grid or --tables: the reliability figure")
     args = ap.parse_args()
     if args.tables:
-        print(grid_tables(json.loads(Path(args.tables).read_text())))
+        doc = json.loads(Path(args.tables).read_text())
+        print(grid_tables(doc))
+        if args.figure:
+            calibration_figure(doc, args.figure)
         return 0
     model = causalsr.load(args.model)
     if args.grid:
@@ -306,6 +310,8 @@ def run_grid(model, args: argparse.Namespace) -> int:
     print(grid_tables(doc))
     if args.json:
         atomic_write_text(args.json, json.dumps(doc, indent=1))
+    if args.figure:
+        calibration_figure(doc, args.figure)
     return 0
 
 
@@ -353,6 +359,74 @@ def _short(v) -> str:
     if isinstance(v, dict):
         return "(" + ", ".join(f"{k} {_short(x)}" for k, x in v.items()) + ")"
     return str(v)
+
+
+FIGURE_SWEEPS = {"blur": (("blur", (0, 90, 200)),),
+                 "noise": (("noise", (0, 90, 200)),),
+                 "jpeg": (("jpeg", (0, 90, 200)), ("jpeg_crop", (210, 60, 40)))}
+
+
+def calibration_figure(doc: dict, path: str) -> None:
+    """Estimated vs true per factor, each image's reading with its 90% interval (Pillow drawing, no matplotlib).
+
+    One panel per factor over its own sweep (all data sets of the JSON pooled); JPEG shows the
+    aligned (blue) and the (3, 5)-cropped (red) sweeps. Readings are spread sideways around
+    their true level so the intervals stay apart; the grey line is estimate = truth.
+    """
+    from PIL import Image, ImageDraw, ImageFont
+
+    size, margin, gap = 360, 56, 24
+    img = Image.new("RGB", (3 * (size + margin) + gap + margin, size + 2 * margin), "white")
+    draw = ImageDraw.Draw(img)
+    font = ImageFont.load_default(size=13)
+    sets = list(doc["per_image"])
+    for k, (f, sweeps) in enumerate(FIGURE_SWEEPS.items()):
+        fi = FACTOR_NAMES.index(f)
+        lo, hi = 0.0, {"blur": 3.5, "noise": 55.0, "jpeg": 105.0}[f]
+        x0, y0 = margin + k * (size + margin) + gap, margin
+
+        def px(v: float, x0: int = x0, lo: float = lo, hi: float = hi) -> float:
+            return x0 + (v - lo) / (hi - lo) * size
+
+        def py(v: float, y0: int = y0, lo: float = lo, hi: float = hi) -> float:
+            return y0 + size - (min(max(v, lo), hi) - lo) / (hi - lo) * size
+
+        draw.rectangle([x0, y0, x0 + size, y0 + size], outline="black")
+        draw.line([px(lo), py(lo), px(hi), py(hi)], fill=(170, 170, 170), width=1)
+        for t in {"blur": np.arange(0, 3.6, 0.5), "noise": np.arange(0, 51, 10), "jpeg": np.arange(0, 101, 20)}[f]:
+            draw.line([px(t), y0 + size, px(t), y0 + size + 4], fill="black")
+            draw.text((px(t) - 10, y0 + size + 6), f"{t:g}", fill="black", font=font)
+            draw.line([x0 - 4, py(t), x0, py(t)], fill="black")
+            draw.text((x0 - 34, py(t) - 7), f"{t:g}", fill="black", font=font)
+        title = {"blur": "blur sigma (HR px)", "noise": "noise sigma (0-255)", "jpeg": "JPEG quality"}[f]
+        draw.text((x0, y0 - 20), f"{title}: estimate and 90% interval vs true", fill="black", font=font)
+        width = 0.04 * (hi - lo)
+        for s_i, (sweep, colour) in enumerate(sweeps):
+            recs = [(name, r) for ds in sets for name, rs in doc["per_image"][ds].items()
+                    if doc["results"][ds]["settings"][name]["sweep"] == sweep for r in rs]
+            by_level: dict[float, list] = {}
+            for _, r in recs:
+                by_level.setdefault(r["truth"][fi], []).append(r)
+            for t, rs in by_level.items():
+                for j, r in enumerate(rs):
+                    off = (j / max(len(rs) - 1, 1) - 0.5) * width + (s_i - (len(sweeps) - 1) / 2) * width * 1.2
+                    v, sd = r["value"][fi], r["sd"][fi]
+                    x = px(t + off)
+                    draw.line([x, py(v - Z90 * sd), x, py(v + Z90 * sd)], fill=colour, width=1)
+                    draw.ellipse([x - 1.5, py(v) - 1.5, x + 1.5, py(v) + 1.5], fill=colour)
+        draw.text((x0 + size // 2 - 20, y0 + size + 22), "true", fill="black", font=font)
+    n = {ds: doc["meta"]["timing"][ds]["images"] for ds in sets}
+    note = (f"bundled {doc['meta']['model']}, " + ", ".join(f"{ds} {k} images" for ds, k in n.items())
+            + "; JPEG: blue aligned, red after a (3, 5) crop")
+    draw.text((gap + margin, img.height - 20), note, fill="black", font=font)
+    atomic_path_save(img, path)
+
+
+def atomic_path_save(img, path: str) -> None:
+    from causalsr.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        img.save(tmp, format="PNG")
 
 
 if __name__ == "__main__":

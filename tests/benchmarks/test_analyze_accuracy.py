@@ -32,3 +32,37 @@ def test_stats_mae_bias_and_coverage():
     assert s["mae"] == pytest.approx(2.0) and s["bias"] == pytest.approx(4.0 / 3.0)
     assert s["coverage90"] == pytest.approx(2.0 / 3.0)  # |err| 1, 1 inside +-1.645; 4 outside
     assert Z90 == pytest.approx(1.6449, abs=1e-4)
+
+
+def _fake_doc(rng) -> dict:
+    """A --grid JSON for 3 images whose readings are the truth plus noise of known size (no model, no data)."""
+    from analyze_accuracy import FACTOR_NAMES, parse_degradation, summarise
+
+    settings = grid_settings()
+    records = {}
+    for st in settings:
+        truth = [float(t) for t in parse_degradation(st["spec"], 4).factors()]
+        records[st["name"]] = [{"image": f"{i}.png", "truth": truth,
+                                "value": [t + rng.normal(0, 0.1) for t in truth], "sd": [1.0] * len(FACTOR_NAMES),
+                                "immerkaer": truth[1] + 1.0, "wavelet_mad": truth[1] - 1.0, "ghost": truth[2]}
+                               for i in range(3)]
+    meta = {"model": "x4", "timing": {"fake": {"images": 3, "seconds": 0.0}}}
+    return {"meta": meta, "results": {"fake": summarise(records, settings)}, "per_image": {"fake": records}}
+
+
+def test_summary_criteria_tables_and_figure(tmp_path):
+    from analyze_accuracy import calibration_figure, grid_tables
+    from PIL import Image
+
+    doc = _fake_doc(np.random.default_rng(0))
+    c = doc["results"]["fake"]["criteria"]
+    assert c["noise_mae_sigma_5_50"]["immerkaer"] == pytest.approx(1.0)
+    assert c["noise_bias_sigma_50"]["wavelet_mad"] == pytest.approx(-1.0)
+    assert c["jpeg_mae_q_10_90"]["ghost"] == 0.0 and c["no_jpeg_flagged"]["analyze"] == 1.0
+    assert c["coverage90"]["noise"]["all_settings"] == 1.0  # errors of 0.1 inside +-1.645
+    assert c["compound"]["noise"]["single_setting"] == "noise:10"
+    text = grid_tables(doc)
+    assert "| jpeg_crop (true jpeg) |" in text and "coverage90" in text
+    calibration_figure(doc, str(tmp_path / "fig.png"))
+    with Image.open(tmp_path / "fig.png") as im:
+        assert im.size[0] > im.size[1] > 100
