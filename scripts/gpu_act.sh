@@ -19,7 +19,7 @@ for s in ${SCALES:-4 3 2}; do
     --set run.init_from=causalsr/weights/causalsr_x"$s" \
     --set "data.train_roots=[.gpu/data/train/T91,.gpu/data/train/BSD200]" \
     --set run.val_dataset=.gpu/data/benchmarks/Set5/HR --set run.time_limit_minutes="$MINUTES" ${EXTRA:-} \
-    --out /tmp/gpu_act_x"$s" > "$OUT/log_x$s.txt" 2>&1 &
+    -o /tmp/gpu_act_x"$s" > "$OUT/log_x$s.txt" 2>&1 &
 done
 wait
 for s in ${SCALES:-4 3 2}; do

@@ -12,14 +12,14 @@ a centre crop, conditioned on the whole image.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from causalsr.cli.upscale import add_model_arguments
+from causalsr.cli.common import FAILED, OK, add_model_arguments, setup_error, write_json
 from causalsr.data.imageio import to_uint8
+from causalsr.stems import output_name
 
 PANEL_CROP = 128  # LR pixels: keeps a panel cell at most 512 px wide at x4
 INTERVENTIONS = ({"noise": 0.0}, {"blur": 0.0}, {"jpeg": 100.0})
@@ -96,8 +96,7 @@ def explain_panel(up, img, n_samples: int = 3, seed: int = 0):
 def run(args: argparse.Namespace) -> int:
     from functools import partial
 
-    from causalsr.atomic import atomic_path, atomic_write_text
-    from causalsr.cli.main import setup_error
+    from causalsr.atomic import atomic_path
     from causalsr.data.imageio import ImageReadError, read_image
     from causalsr.inference.api import load_for_scale
 
@@ -123,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"  {line}")
             results.append({"path": str(name), **report.to_dict()})
             if explain is not None:
-                with atomic_path(explain / f"{Path(name).stem}_explain.png") as tmp:
+                with atomic_path(explain / output_name(name, "_explain")) as tmp:
                     explain_panel(up, img, args.samples, args.seed).save(tmp, format="PNG")
         except ImageReadError as e:
             print(f"causalsr analyze: error: {e}", file=sys.stderr)
@@ -132,8 +131,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"causalsr analyze: error: {name}: {' '.join(str(e).split())}", file=sys.stderr)
             failed += 1
     if args.json:
-        try:
-            atomic_write_text(args.json, json.dumps({"model_scale": up.scale, "images": results}, indent=2))
-        except OSError as e:
-            return fail(f"cannot write {args.json}: {e.strerror or e}")
-    return 1 if failed else 0
+        code = write_json(args.json, {"model_scale": up.scale, "images": results}, "analyze")
+        if code is not None:
+            return code
+    return FAILED if failed else OK

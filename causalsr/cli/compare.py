@@ -8,11 +8,10 @@ PSNR (identical images) is written as null.
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import sys
 from pathlib import Path
 
+from causalsr.cli.common import OK, USAGE, error, write_json
 from causalsr.data.imageio import to_uint8
 from causalsr.evaluation.harness import METRICS
 from causalsr.metrics.psnr_ssim import GREY_CONVENTIONS
@@ -31,7 +30,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from causalsr.atomic import atomic_write_text
     from causalsr.data.imageio import read_image
     from causalsr.metrics.perceptual import perceptual
     from causalsr.metrics.psnr_ssim import psnr, ssim
@@ -52,8 +50,7 @@ def run(args: argparse.Namespace) -> int:
             else:
                 values[m] = perceptual(m, a, b)
     except (ValueError, ImportError) as e:  # ImageReadError is a ValueError naming the file
-        print(f"causalsr compare: {e}", file=sys.stderr)
-        return 2
+        return error("compare", str(e), USAGE)
     space = "Y (BT.601)" if args.y else "RGB"
     print(f"{args.dist} vs {args.ref}  [PSNR/SSIM on {space}, crop {args.crop}"
           + (f", grey convention {args.grey_convention}" if args.y and ref.grey else "") + "]")
@@ -65,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
             settings["lpips"] = "v0.1, AlexNet, RGB in [-1, 1], full size"
         doc = {"reference": str(args.ref), "distorted": str(args.dist), "settings": settings,
                "metrics": {m: (v if math.isfinite(v) else None) for m, v in values.items()}}
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(args.json, json.dumps(doc, indent=2) + "\n")
-    return 0
+        code = write_json(args.json, doc, "compare")
+        if code is not None:
+            return code
+    return OK

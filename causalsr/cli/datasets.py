@@ -4,30 +4,17 @@ The data folder is ``--data-root``, else ``$CAUSALSR_DATA``, else ``../shared/da
 when it exists (layout and sources: docs/data.md). Exit status 0 when a data
 folder was found (even with sets missing), 1 when there is none.
 
-Also home of ``--data-root`` for the commands that read named data sets
-(`add_data_root_argument`, `apply_data_root`).
+``--data-root`` for the commands that read named data sets is in
+`causalsr.cli.common` (`add_data_root_argument`, `apply_data_root`).
 """
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 
+from causalsr.cli.common import FAILED, OK, add_data_root_argument, apply_data_root, write_json
 
-def add_data_root_argument(parser: argparse.ArgumentParser) -> None:
-    """Add ``--data-root DIR`` (overrides $CAUSALSR_DATA) to a subcommand's parser."""
-    parser.add_argument("--data-root", metavar="DIR",
-                        help="data folder holding benchmarks/ and train/ (default: $CAUSALSR_DATA, "
-                             "else ../shared/data; layout in docs/data.md)")
-
-
-def apply_data_root(args: argparse.Namespace) -> None:
-    """Make ``--data-root`` (when given) the data folder for the rest of the process."""
-    if getattr(args, "data_root", None):
-        from causalsr.data.datasets import set_data_root
-
-        set_data_root(args.data_root)
+__all__ = ["add_arguments", "run", "survey", "add_data_root_argument", "apply_data_root"]  # older import paths
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -88,11 +75,7 @@ def run(args: argparse.Namespace) -> int:
         print("causalsr datasets: no data folder; set CAUSALSR_DATA or --data-root (see docs/data.md)",
               file=sys.stderr)
     if args.json:
-        from causalsr.atomic import atomic_write_text
-
-        try:
-            atomic_write_text(Path(args.json), json.dumps(doc, indent=2) + "\n")
-        except OSError as e:
-            print(f"causalsr datasets: error: cannot write {args.json}: {e.strerror or e}", file=sys.stderr)
-            return 2
-    return 0 if root else 1
+        code = write_json(args.json, doc, "datasets")
+        if code is not None:
+            return code
+    return OK if root else FAILED

@@ -14,12 +14,11 @@ parameters), condition and do values.
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 from pathlib import Path
 
-from causalsr.cli.datasets import add_data_root_argument, apply_data_root
+from causalsr.cli.common import FAILED, OK, USAGE, add_data_root_argument, apply_data_root, error, parse_do, write_json
 from causalsr.evaluation.harness import CONDITIONS, METRICS
 from causalsr.metrics.psnr_ssim import GREY_CONVENTIONS
 
@@ -51,30 +50,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_data_root_argument(p)
 
 
-def parse_do(items: list[str]) -> dict[str, float]:
-    """["noise=0", "jpeg=100"] -> {"noise": 0.0, "jpeg": 100.0}; one-line ValueError naming --do."""
-    from causalsr.inference.api import normalise_do
-
-    do: dict[str, float] = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        name = name.strip()
-        try:
-            if not sep:
-                raise ValueError
-            v = float(value)
-        except ValueError:
-            raise ValueError(f"--do expects FACTOR=VALUE (e.g. noise=0), got {item!r}") from None
-        if name in do:
-            raise ValueError(f"--do {item!r}: factor {name!r} is given twice")
-        try:
-            normalise_do({name: v})
-        except ValueError as e:
-            raise ValueError(f"--do {item!r}: {e}") from None
-        do[name] = v
-    return do
-
-
 def _command(args: argparse.Namespace) -> str:
     parts = ["causalsr", "eval", "--method", args.method, "--datasets", *args.datasets,
              "--scales", *map(str, args.scales), "--degradation", *args.degradation,
@@ -85,7 +60,6 @@ def _command(args: argparse.Namespace) -> str:
 
 def run(args: argparse.Namespace) -> int:
     apply_data_root(args)
-    from causalsr.atomic import atomic_write_text
     from causalsr.evaluation.harness import check_degradations, evaluate, markdown_table, run_meta
     from causalsr.evaluation.methods import load_method
 
@@ -97,8 +71,7 @@ def run(args: argparse.Namespace) -> int:
         results = evaluate(method, args.datasets, args.scales, args.degradation, tuple(args.metrics),
                            args.grey_convention, args.save_images, do=do, condition=args.condition)
     except (KeyError, ImportError, ValueError, FileNotFoundError) as e:
-        print(f"causalsr eval: {e.args[0] if isinstance(e, KeyError) else e}", file=sys.stderr)
-        return 2
+        return error("eval", str(e.args[0] if isinstance(e, KeyError) else e), USAGE)
     print(f"Y-channel PSNR/SSIM, border crop = scale, grey convention: {args.grey_convention}"
           + ("; LPIPS v0.1 AlexNet on RGB in [-1, 1]" if "lpips" in args.metrics else ""))
     print(markdown_table(results))
@@ -106,12 +79,12 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         meta = run_meta(_command(args), args.grey_convention)
         meta["failures"] = failures
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(args.json,
-                          json.dumps({"results": [r.to_dict() for r in results], "meta": meta}, indent=2) + "\n")
+        code = write_json(args.json, {"results": [r.to_dict() for r in results], "meta": meta}, "eval")
+        if code is not None:
+            return code
     if failures:
         print(f"causalsr eval: {len(failures)} image(s) failed:", file=sys.stderr)
         for f in failures:
             print(f"  {f}", file=sys.stderr)
-        return 1
-    return 0
+        return FAILED
+    return OK

@@ -5,7 +5,14 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
-from causalsr.cli.upscale import add_model_arguments
+from causalsr.cli.common import (
+    OK,
+    DeprecatedAlias,
+    add_model_arguments,
+    add_output_argument,
+    require_output,
+    setup_error,
+)
 from causalsr.inference.api import load_for_scale
 
 if TYPE_CHECKING:
@@ -13,7 +20,10 @@ if TYPE_CHECKING:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("output", metavar="OUT", help="output file: OUT.onnx, or the checkpoint stem for safetensors")
+    add_output_argument(p, "output file: OUT.onnx, or the checkpoint stem for safetensors", required=False)
+    # Older spelling: the output as a positional argument (still accepted, hidden).
+    p.add_argument("legacy_output", nargs="?", metavar="OUT", action=DeprecatedAlias, use="-o/--output",
+                   help=argparse.SUPPRESS)
     p.add_argument("--format", choices=("onnx", "safetensors"), default="onnx",
                    help="onnx: the whole pipeline with dynamic batch/height/width; by default the graph with "
                         "Z-override inputs (lr, z_override, use_z_override -> sr, z) for --do; "
@@ -28,10 +38,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from functools import partial
 
-    from causalsr.cli.main import setup_error
-
     fail = partial(setup_error, "export")
-
+    args.output = args.output or args.legacy_output
+    missing = require_output(args, "export")
+    if missing is not None:
+        return missing
     if args.blind and args.format != "onnx":
         return fail("--blind is an ONNX graph option: use it with --format onnx")
     try:
@@ -47,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
 
             written = [export_onnx(up.model, out, opset=args.opset, blind=args.blind)]
         else:
-            from causalsr.models.causalsr import save_pretrained
+            from causalsr.models.model_file import save_pretrained
 
             meta = {k: v for k, v in up.meta.items() if k not in ("format", "arch", "scale", "model_config")}
             written = list(save_pretrained(cast("CausalSR", up.model), out, meta))
@@ -57,4 +68,4 @@ def run(args: argparse.Namespace) -> int:
         return fail(str(e).splitlines()[0])
     for f in written:
         print(f)
-    return 0
+    return OK

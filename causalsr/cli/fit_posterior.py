@@ -13,12 +13,13 @@ import dataclasses
 import time
 from pathlib import Path
 
-from causalsr.cli.main import setup_error
+from causalsr.cli.common import FAILED, OK, add_output_argument, error, setup_error
+from causalsr.stems import stem_of
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="bundled name (x2, x3, x4) or checkpoint path")
-    parser.add_argument("-o", "--out", required=True, help="output checkpoint stem (writes .safetensors and .json)")
+    add_output_argument(parser, "output checkpoint stem (writes .safetensors and .json)", old=("--out",))
     parser.add_argument("--config", help="calibration preset, e.g. configs/posterior-fit.yaml")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a calibration value, e.g. --set steps=500 (repeatable)")
@@ -29,31 +30,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from causalsr.config import ConfigError, load_config, to_dict
     from causalsr.inference import bundled
-    from causalsr.models.causalsr import load_pretrained, save_pretrained, with_model_overrides
+    from causalsr.models.model_file import load_pretrained, save_pretrained, with_model_overrides
     from causalsr.training.config import repo_root_of, resolve_path
-    from causalsr.training.posterior_fit import PosteriorFitConfig, PosteriorFitError, fit_posterior, resolve_device
-    from causalsr.training.trainer import device_name
+    from causalsr.training.posterior_fit import (
+        PosteriorFitConfig,
+        PosteriorFitError,
+        check_config,
+        fit_posterior,
+        resolve_device,
+    )
+    from causalsr.training.runlog import device_name
 
+    if args.output is None:
+        return setup_error("fit-posterior", "the following arguments are required: -o/--output")
     try:
         cfg = load_config(PosteriorFitConfig, args.config, args.set)
         stem = bundled.resolve(args.model)
         model, info = load_pretrained(stem)
         model = with_model_overrides(model, info, args.model_set)
-    except (ConfigError, FileNotFoundError, TypeError, ValueError, KeyError, RuntimeError) as e:
+        check_config(cfg, model)
+        device = resolve_device(cfg.device)  # for the record; fit_posterior resolves it the same way
+    except (ConfigError, FileNotFoundError, TypeError, ValueError, KeyError, RuntimeError, PosteriorFitError) as e:
         return setup_error("fit-posterior", str(e))
-    out = Path(args.out)
-    out_stem = out.with_suffix("") if out.suffix in (".safetensors", ".json") else out
+    out = Path(args.output)
+    out_stem = stem_of(out)
     if out_stem.resolve() == stem.resolve():
         return setup_error("fit-posterior", f"{out}: output would overwrite the input model; choose another -o")
     # Relative data paths fall back to the preset's repository, as in `causalsr train`.
     base = repo_root_of(args.config) if args.config else None
     roots = [str(resolve_path(r, base)) for r in cfg.train_roots]
     try:
-        device = resolve_device(cfg.device)  # for the record; fit_posterior resolves it the same way
         started = time.monotonic()
         losses = fit_posterior(model, dataclasses.replace(cfg, train_roots=roots))
-    except (PosteriorFitError, ValueError) as e:
-        return setup_error("fit-posterior", str(e))
+    except (PosteriorFitError, ValueError) as e:  # the run itself failed (e.g. diverged)
+        return error("fit-posterior", str(e), FAILED)
     meta = {k: v for k, v in info.items() if k not in ("format", "arch", "scale", "model_config", "metrics")}
     meta["posterior_fit"] = {"from": args.model, "config": to_dict(cfg),
                              "first_loss": losses[0], "last_loss": losses[-1], "steps": len(losses),
@@ -63,4 +73,4 @@ def run(args: argparse.Namespace) -> int:
         meta["posterior_fit"]["previous"] = info["posterior_fit"]
     weights, config = save_pretrained(model, out_stem, meta)
     print(f"wrote {weights} and {config} ({len(losses)} steps, loss {losses[0]:.3f} -> {losses[-1]:.3f})")
-    return 0
+    return OK

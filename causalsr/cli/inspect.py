@@ -9,9 +9,10 @@ images are synthetic unless `--dataset` names a benchmark or folder; see
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from functools import partial
+
+from causalsr.cli.common import FAILED, OK, setup_error, write_json
 
 
 def _image_count(text: str) -> int:
@@ -32,8 +33,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from causalsr.atomic import atomic_write_text
-    from causalsr.cli.main import setup_error
     from causalsr.data.imageio import ImageReadError
     from causalsr.evaluation.liveness import format_report, liveness_report, probe_images
     from causalsr.inference.api import load
@@ -53,11 +52,10 @@ def run(args: argparse.Namespace) -> int:
     print(format_report(report))
     if args.json:
         doc = {"model": str(args.model), "scale": up.scale, "probe": source, **report}
-        try:
-            atomic_write_text(args.json, json.dumps(doc, indent=2))
-        except OSError as e:
-            return fail(f"cannot write {args.json}: {e.strerror or e}")
+        code = write_json(args.json, doc, "inspect")
+        if code is not None:
+            return code
     if report["failed"]:
         print(f"causalsr inspect: {args.model}: below threshold: {', '.join(report['failed'])}", file=sys.stderr)
-        return 1
-    return 0
+        return FAILED
+    return OK

@@ -2,13 +2,17 @@
 
 Each subcommand lives in `causalsr/cli/<name>.py` with `add_arguments(parser)`
 and `run(args) -> int`. Only the chosen subcommand's module is imported, so a
-missing optional extra never breaks unrelated commands.
+missing optional extra never breaks unrelated commands. Subcommands only parse
+arguments and print; the work is done by the package's modules. Exit codes and
+shared arguments: `causalsr.cli.common`.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
 import sys
+
+from causalsr.cli.common import EXIT_STATUS_HELP, INTERRUPTED, USAGE, setup_error
 
 # name -> (module, one-line help). Explicit: no scanning.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -27,19 +31,17 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def setup_error(command: str, msg: str) -> int:
-    """Print a subcommand's one-line setup error (model, options, output folder); exit status 2."""
-    print(f"causalsr {command}: error: {msg}", file=sys.stderr)
-    return 2
+__all__ = ["COMMANDS", "build_parser", "main", "setup_error"]  # setup_error: older import path (cli.common)
 
 
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="causalsr", description="CausalSR super-resolution toolkit")
+    parser = argparse.ArgumentParser(prog="causalsr", description="CausalSR super-resolution toolkit",
+                                     epilog=EXIT_STATUS_HELP)
     parser.add_argument("--version", action="version", version=f"causalsr {__import__('causalsr').__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     chosen = next((a for a in argv if not a.startswith("-")), None)
     for name, (module, help_) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_, description=help_)
+        p = sub.add_parser(name, help=help_, description=help_, epilog=EXIT_STATUS_HELP)
         if name == chosen:
             importlib.import_module(module).add_arguments(p)
     return parser
@@ -51,13 +53,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help()
-        return 2
+        return USAGE
     module = importlib.import_module(COMMANDS[args.command][0])
     try:
         return int(module.run(args) or 0)
     except KeyboardInterrupt:
         print("causalsr: interrupted", file=sys.stderr)
-        return 130
+        return INTERRUPTED
 
 
 if __name__ == "__main__":

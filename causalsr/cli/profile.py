@@ -1,45 +1,19 @@
 """`causalsr profile`: a side-by-side analogue of the paper's Table V, measured on this machine.
 
-Per method, in a fresh subprocess each (so peak-memory figures do not mix):
-
-- parameters (counted from the method's torch modules; SPAN, which runs on
-  ncnn, uses the deploy-time count computed from its architecture);
-- multiply-accumulates for one `--size` output at `--scale`, from
-  `torch.utils.flop_counter.FlopCounterMode` (its FLOPs / 2: SR papers'
-  "FLOPs" are MACs); SPAN's are computed from its architecture
-  (REFERENCE_NUMBERS.md section 3, labelled [C]);
-- peak memory at inference: the rise of the process's peak RSS (VmHWM) over
-  its RSS just before one `--scale` inference;
-- peak memory at training (CausalSR only): the same for one forward and
-  backward pass of the inference path (posterior, context, restorer) on a
-  batch of 16 LR patches of 192x192 HR;
-- median runtime of an LR input whose output is `--size`, at x2, x3 and x4;
-- output megapixels per second: median over `--images` (HR benchmark images,
-  MATLAB-bicubic downscaled) at `--scale`, fp32, `--threads` CPU threads
-  (default all cores).
+Each method is measured in a fresh subprocess (so peak-memory figures do not
+mix); what each column means and how it is measured: `causalsr.evaluation.profiling`.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Any
 
-DEFAULT_METHODS = ("causalsr", "dat-light", "span", "bicubic")
-RUNTIME_SCALES = (2, 3, 4)
-INFERENCE_PARTS = ("posterior", "prior", "semantic", "sct", "restorer")  # what CausalSR runs at inference
-SPAN_CHANNELS = 48  # the released spanx{2,4}_ch48 models that the `span` method runs
+from causalsr.cli.common import FAILED, OK, USAGE, error, write_json
+from causalsr.evaluation.profiling import DEFAULT_METHODS, markdown_table, run_worker, span_deploy_counts
 
-
-def span_deploy_counts(scale: int, lr_pixels: int, c: int = SPAN_CHANNELS) -> tuple[int, int]:
-    """(parameters, MACs) of re-parameterised SPAN [C]: 3x3 conv 3->c, 19 3x3 c->c, 1x1 4c->c, 3x3 c->3s^2."""
-    weights = 27 * c + 19 * 9 * c * c + 4 * c * c + 9 * c * 3 * scale * scale
-    biases = c + 19 * c + c + 3 * scale * scale
-    return weights + biases, weights * lr_pixels
+__all__ = ["add_arguments", "run", "markdown_table", "span_deploy_counts"]  # the last two: older import paths
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -55,226 +29,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", metavar="PATH", help="also write the measurements as JSON")
 
 
-# ------------------------------------------------------------- worker side
-def _rss_kb(field: str) -> int:
-    with open("/proc/self/status", encoding="ascii") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"/proc/self/status has no {field}")
-
-
-def _peak_rise_mb(fn) -> float:
-    """MB by which `fn()` raises this process's peak RSS above its current RSS."""
-    before = _rss_kb("VmRSS")
-    fn()
-    return max(_rss_kb("VmHWM") - before, 0) / 1024
-
-
-class _CausalSR:
-    """CausalSR through the public API, in the evaluation registry's method shape."""
-
-    name = "causalsr"
-
-    def __init__(self, model: str | None):
-        from causalsr.inference.api import load_for_scale
-
-        self._model = model
-        self._load = load_for_scale
-        self._ups: dict[int, object] = {}
-        self.scales = (load_for_scale(model).scale,) if model else RUNTIME_SCALES
-
-    def upscaler(self, scale: int):
-        if scale not in self._ups:
-            self._ups[scale] = self._load(self._model, None if self._model else scale)
-        return self._ups[scale]
-
-    def upscale(self, lr, scale: int):
-        return self.upscaler(scale).upscale(lr, tile="auto")
-
-
-def _torch_params(obj) -> int | None:
-    """Parameters of the torch modules an evaluation method holds (directly or in a dict), if any."""
-    import torch.nn as nn
-
-    modules: list[nn.Module] = []
-    for value in vars(obj).values():
-        for v in value.values() if isinstance(value, dict) else [value]:
-            m = v if isinstance(v, nn.Module) else getattr(v, "model", None)
-            if isinstance(m, nn.Module):
-                modules.append(m)
-    return sum(p.numel() for m in modules for p in m.parameters()) if modules else None
-
-
-def _lr_image(width: int, height: int, scale: int):
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    return rng.integers(0, 256, (height // scale, width // scale, 3), dtype=np.uint8)
-
-
-def _median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return sorted(times)[len(times) // 2]
-
-
-def _train_peak(spec: dict) -> dict:
-    import torch
-
-    from causalsr.inference.api import load_for_scale
-
-    up = load_for_scale(spec["model"], None if spec["model"] else spec["scale"])
-    model, s = up.model.train(), up.scale
-    lr = torch.rand(16, 3, 192 // s, 192 // s)
-    hr = torch.rand(16, 3, 192 // s * s, 192 // s * s)
-
-    def step():
-        q = model.infer_z(lr)
-        tokens, pooled = model.context(lr)
-        loss = (model.restore(lr, q.rsample(), tokens, pooled) - hr).abs().mean()
-        loss.backward()
-
-    return {"train_mem_mb": _peak_rise_mb(step)}
-
-
-def _measure(spec: dict) -> dict:
-    """Everything but training memory, for one method (runs in its own process)."""
-    import numpy as np
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from causalsr.data.datasets import resolve_dataset
-    from causalsr.data.imageio import read_image, to_uint8
-    from causalsr.data.imresize import imresize_uint8
-
-    name, scale, (w, h) = spec["method"], spec["scale"], spec["size"]
-    method: Any  # an evaluation Method, or the CausalSR wrapper with the same interface
-    if name == "causalsr":
-        method = _CausalSR(spec["model"])
-    else:
-        from causalsr.evaluation.methods import load_method
-
-        method = load_method(name)
-    if scale not in method.scales:
-        raise ValueError(f"{name} has no x{scale} model (it supports {', '.join(f'x{s}' for s in method.scales)})")
-    res: dict = {}
-    lr = _lr_image(w, h, scale)
-    upscale = (lambda img, s: method.upscaler(s).upscale(img, tile=None)) if name == "causalsr" else method.upscale
-    if name == "causalsr":
-        method.upscaler(scale)  # load before measuring
-    res["infer_mem_mb"] = _peak_rise_mb(lambda: upscale(lr, scale))
-    if name == "causalsr":
-        model = method.upscaler(scale).model
-        used = [getattr(model, n) for n in INFERENCE_PARTS if getattr(model, n, None) is not None]
-        encoder = sum(p.numel() for p in getattr(model, "semantic", torch.nn.Identity()).parameters())
-        res["params"] = sum(p.numel() for m in used for p in m.parameters())
-        res["params_note"] = f"inference path, incl. {encoder / 1e6:.2f}M frozen encoder"
-    else:
-        res["params"], res["params_note"] = _torch_params(method), "counted"
-    if name == "span":
-        res["params"], macs = span_deploy_counts(scale, lr.shape[0] * lr.shape[1])
-        res["gmacs"], res["params_note"], res["gmacs_note"] = macs / 1e9, "[C] deploy-time", "[C] architecture"
-    else:
-        counter = FlopCounterMode(display=False)
-        with counter:
-            upscale(lr, scale)
-        flops = counter.get_total_flops()
-        res["gmacs"] = flops / 2e9 if flops else None
-        res["gmacs_note"] = "FlopCounterMode / 2" if flops else "n/a (not torch)"
-    res["runtime_ms"] = {}
-    for s in RUNTIME_SCALES:
-        if s in method.scales:
-            img = _lr_image(w, h, s)
-            upscale(img, s)  # warm-up
-            res["runtime_ms"][str(s)] = 1000 * _median_time(lambda img=img, s=s: upscale(img, s), spec["repeats"])
-    _, files = resolve_dataset(spec["images"])
-    rates = []
-    for i, f in enumerate(files):
-        hr = read_image(f).rgb
-        hr = to_uint8(hr)[:hr.shape[0] // scale * scale,
-                                                                              :hr.shape[1] // scale * scale]
-        img = imresize_uint8(hr, 1.0 / scale)
-        if i == 0:
-            method.upscale(img, scale)  # warm-up
-        t = time.perf_counter()
-        out = method.upscale(img, scale)
-        rates.append(out.shape[0] * out.shape[1] / 1e6 / (time.perf_counter() - t))
-    res["out_mps"] = float(np.median(rates))
-    res["threads"] = torch.get_num_threads()
-    return res
-
-
-def _worker(spec: dict) -> None:
-    import torch
-
-    torch.set_num_threads(spec["threads"])
-    try:
-        result = _train_peak(spec) if spec.get("train") else _measure(spec)
-    except (ImportError, ValueError, KeyError, FileNotFoundError, RuntimeError) as e:
-        result = {"error": " ".join(str(e.args[0] if isinstance(e, KeyError) and e.args else e).split())}
-    print(json.dumps(result))
-
-
-# ------------------------------------------------------------- parent side
-def _run_worker(spec: dict) -> dict:
-    proc = subprocess.run([sys.executable, "-m", "causalsr.cli.profile", json.dumps(spec)], capture_output=True,
-                          text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
-    lines = proc.stdout.strip().splitlines()
-    try:
-        return json.loads(lines[-1])
-    except (IndexError, json.JSONDecodeError):
-        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        return {"error": f"worker failed (exit {proc.returncode}): {tail}"}
-
-
-def _fmt(value, fmt: str) -> str:
-    return "n/a" if value is None else format(value, fmt)
-
-
-def markdown_table(rows: list[dict], size: str, scale: int, images: str) -> str:
-    """The Table V analogue as Markdown."""
-    head = (f"| method | params | GMACs (x{scale}, {size} out) | inference peak (MB) | training peak (MB, B16 192px) "
-            f"| x2 (ms) | x3 (ms) | x4 (ms) | output MP/s ({images} x{scale}) |")
-    lines = [head, "|" + "---|" * 9]
-    for r in rows:
-        if "error" in r:
-            lines.append(f"| {r['method']} | unavailable: {r['error']} |" + " |" * 7)
-            continue
-        rt = r.get("runtime_ms", {})
-        params = "n/a" if r.get("params") is None else f"{r['params'] / 1e6:.3f}M"
-        if r.get("params_note", "counted") != "counted":
-            params += f" ({r['params_note']})"
-        note = r.get("gmacs_note", "")
-        gmacs = _fmt(r.get("gmacs"), ".2f") + (f" {note}" if note.startswith("[C]") else "")
-        lines.append(f"| {r['method']} | {params} | {gmacs} | {_fmt(r.get('infer_mem_mb'), '.0f')} "
-                     f"| {_fmt(r.get('train_mem_mb'), '.0f')} | {_fmt(rt.get('2'), '.1f')} "
-                     f"| {_fmt(rt.get('3'), '.1f')} | {_fmt(rt.get('4'), '.1f')} | {_fmt(r.get('out_mps'), '.3f')} |")
-    return "\n".join(lines)
-
-
 def run(args: argparse.Namespace) -> int:
-    from causalsr.atomic import atomic_write_text
-
     try:
         w, h = (int(v) for v in args.size.lower().split("x"))
     except ValueError:
-        print(f"causalsr profile: error: --size expects WxH (e.g. 1280x720), got {args.size!r}", file=sys.stderr)
-        return 2
+        return error("profile", f"--size expects WxH (e.g. 1280x720), got {args.size!r}", USAGE)
     if args.repeats < 1:
-        print("causalsr profile: error: --repeats must be at least 1", file=sys.stderr)
-        return 2
+        return error("profile", "--repeats must be at least 1", USAGE)
     base = {"scale": args.scale, "size": [w, h], "repeats": args.repeats, "images": args.images, "model": args.model,
             "threads": args.threads}
     rows = []
     for method in args.methods:
         print(f"profiling {method} ...", file=sys.stderr)
-        row = {"method": method, **_run_worker({**base, "method": method})}
+        row = {"method": method, **run_worker({**base, "method": method})}
         if method == "causalsr" and "error" not in row:
-            row.update(_run_worker({**base, "method": method, "train": True}))
+            row.update(run_worker({**base, "method": method, "train": True}))
         rows.append(row)
     table = markdown_table(rows, f"{w}x{h}", args.scale, Path(args.images).name)
     print(table)
@@ -283,13 +52,7 @@ def run(args: argparse.Namespace) -> int:
                "cpu_count": os.cpu_count(), "rows": rows,
                "notes": "GMACs = FlopCounterMode FLOPs / 2; [C] = computed from the architecture "
                         "(REFERENCE_NUMBERS.md section 3); memory = peak-RSS rise in a fresh process"}
-        try:
-            atomic_write_text(args.json, json.dumps(doc, indent=2))
-        except OSError as e:
-            print(f"causalsr profile: error: cannot write {args.json}: {e.strerror or e}", file=sys.stderr)
-            return 2
-    return 1 if any("error" in r for r in rows) else 0
-
-
-if __name__ == "__main__":
-    _worker(json.loads(sys.argv[1]))
+        code = write_json(args.json, doc, "profile")
+        if code is not None:
+            return code
+    return FAILED if any("error" in r for r in rows) else OK

@@ -1,7 +1,10 @@
 """`causalsr train`: train from a YAML preset, on one process or many (torchrun).
 
-    causalsr train --config configs/cpu-small.yaml [--set key=value ...] [--resume auto|PATH] [--out DIR]
+    causalsr train --config configs/cpu-small.yaml [--set key=value ...] [--resume auto|PATH] [-o DIR]
     torchrun --nproc_per_node 4 -m causalsr train --config configs/paper.yaml
+
+Exit status 2 when the run cannot start (config, data, output folder, checkpoint
+to resume), 1 when it starts and stops with an error, 0 when it finishes.
 """
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ import sys
 from pathlib import Path
 
 from causalsr.atomic import atomic_write_text
-from causalsr.cli.datasets import add_data_root_argument, apply_data_root
+from causalsr.cli.common import FAILED, OK, USAGE, add_data_root_argument, add_output_argument, apply_data_root, error
 from causalsr.config import ConfigError, load_config, to_dict
 
 
@@ -22,13 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", metavar="auto|PATH",
                         help="'auto': continue from the newest valid checkpoint in the output folder "
                              "(start fresh if there is none); PATH: a checkpoint or checkpoints folder")
-    parser.add_argument("--out", metavar="DIR", help="output folder (overrides run.out_dir)")
+    add_output_argument(parser, "output folder (overrides run.out_dir)", required=False, metavar="DIR",
+                        old=("--out",))
     add_data_root_argument(parser)
-
-
-def _error(msg: str) -> int:
-    print(f"causalsr train: error: {msg}", file=sys.stderr, flush=True)
-    return 1
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,19 +39,17 @@ def run(args: argparse.Namespace) -> int:
     from causalsr.training.trainer import Trainer, TrainingError
 
     apply_data_root(args)
+    dist = None
+    started = False
     try:
         cfg = load_config(TrainConfig, args.config, args.set)
-    except (ConfigError, TypeError, ValueError) as e:
-        return _error(str(e))
-    if args.out:
-        cfg.run.out_dir = args.out
-    out_dir = Path(cfg.run.out_dir)
-    dist = None
-    try:
+        if args.output:
+            cfg.run.out_dir = args.output
+        out_dir = Path(cfg.run.out_dir)
         resume = ckpt.resolve_resume(args.resume, out_dir) if args.resume else None
         if args.resume is None and ckpt.find_latest_valid(out_dir, verbose=False) is not None:
-            return _error(f"{out_dir} already holds checkpoints; pass --resume auto to continue, "
-                          "or --out NEW_DIR to start a new run")
+            return error("train", f"{out_dir} already holds checkpoints; pass --resume auto to continue, "
+                                  "or -o NEW_DIR to start a new run")
         dist = init_distributed(cfg.run.dist_timeout_minutes)
         trainer = Trainer(cfg, dist, config_base=repo_root_of(args.config), preset=Path(args.config).stem)
         if resume is not None:
@@ -64,9 +61,10 @@ def run(args: argparse.Namespace) -> int:
         if dist.is_main:
             out_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_text(out_dir / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
+        started = True
         trainer.fit()
     except (TrainingError, DistributedError, ckpt.CheckpointError, ConfigError, FileNotFoundError, ValueError) as e:
-        return _error(str(e))
+        return error("train", str(e), FAILED if started else USAGE)
     finally:
         if dist is not None:
             dist.close()
@@ -77,4 +75,4 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
-    return 0
+    return OK

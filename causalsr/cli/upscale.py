@@ -2,7 +2,8 @@
 
 Every bad input is reported on one line and the batch goes on; the exit status
 is 1 when anything failed, 2 for setup errors (model, options, output folder).
-Outputs are written atomically and never replace an input file.
+Outputs are written atomically and never replace an input file; output names
+are `causalsr.stems.output_name`'s.
 """
 from __future__ import annotations
 
@@ -11,10 +12,16 @@ import glob
 import os
 import sys
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import cast
 
+from causalsr.cli.common import FAILED, OK, add_model_arguments, add_output_argument, parse_do, setup_error
 from causalsr.inference.api import PRECISIONS
+from causalsr.stems import output_name
+
+__all__ = ["add_arguments", "run", "plan", "expand_inputs", "tile_arg",
+           "add_model_arguments", "parse_do"]  # the last two: older import paths (now cli.common)
 
 FORMATS = ("png", "jpg", "webp")
 OUTPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")  # an -o with one of these names a single output file
@@ -33,37 +40,9 @@ def tile_arg(text: str) -> int | str | None:
     return value or None
 
 
-def parse_do(items: list[str]) -> dict[str, float]:
-    """["noise=0", "jpeg=100"] -> {"noise": 0.0, "jpeg": 100.0}, validated (one-line ValueError)."""
-    from causalsr.inference.api import normalise_do
-
-    do: dict[str, float] = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        try:
-            if not sep:
-                raise ValueError
-            do[name.strip()] = float(value)
-        except ValueError:
-            raise ValueError(f"--do expects factor=value (e.g. noise=0), got {item!r}") from None
-    try:
-        normalise_do(do)
-    except (KeyError, ValueError) as e:
-        raise ValueError(f"--do: {e.args[0]}") from None
-    return do
-
-
-def add_model_arguments(p: argparse.ArgumentParser) -> None:
-    """--scale and --model, shared by the commands that run one model."""
-    p.add_argument("--scale", type=int, choices=(2, 3, 4),
-                   help="SR factor: picks the bundled model (default 4) or checks a --model checkpoint")
-    p.add_argument("--model", metavar="NAME|PATH", help="bundled model (x2, x3, x4) or checkpoint path")
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
-    p.add_argument("-o", "--output", required=True, metavar="OUT",
-                   help="output folder (created if needed), or an output file for a single input")
+    add_output_argument(p, "output folder (created if needed), or an output file for a single input")
     add_model_arguments(p)
     p.add_argument("--tile", type=tile_arg, default="auto", metavar="N|auto",
                    help="LR tile side in pixels; auto sizes tiles from free memory; 0 = never tile (default auto)")
@@ -123,7 +102,7 @@ def plan(inputs: list[str], output: Path, recursive: bool, suffix: str, ext: str
     for src, rel, err in expanded:
         job = Job(src, error=err)
         if err is None:
-            job.dst = output if single_file else output / rel / f"{src.stem}{suffix}.{ext}"
+            job.dst = output if single_file else output / rel / output_name(src, suffix, ext)
             key = job.dst.resolve()
             if key in sources:
                 job.error = f"output {job.dst} would replace an input file; choose another --suffix or -o"
@@ -144,17 +123,11 @@ def _out_folder_error(folder: Path) -> str | None:
     return None
 
 
-def run(args: argparse.Namespace) -> int:
-    from functools import partial
-
-    from tqdm import tqdm
-
-    from causalsr.cli.main import setup_error
-    from causalsr.data.imageio import ImageReadError, LoadedImage, read_image, write_image
+def _setup(args: argparse.Namespace):
+    """(upscaler, do, jobs), or an exit status for a setup error (nothing written)."""
     from causalsr.inference.api import load_for_scale
 
     fail = partial(setup_error, "upscale")
-
     try:
         do = parse_do(args.do)
     except ValueError as e:
@@ -177,31 +150,49 @@ def run(args: argparse.Namespace) -> int:
     folder_error = _out_folder_error(output.parent if single_file else output)
     if folder_error:
         return fail(folder_error)
+    return up, do, jobs
+
+
+def _upscale_one(job: Job, up, args: argparse.Namespace, do: dict[str, float]) -> None:
+    """Read, restore and write one job; a failure is left in `job.error`."""
+    from causalsr.data.imageio import ImageReadError, LoadedImage, read_image, write_image
+
+    assert job.dst is not None  # planned without error
+    try:
+        img = read_image(job.src)
+        out = cast(LoadedImage, up.upscale(img, tile=args.tile, tile_overlap=args.tile_overlap, tta=args.tta,
+                                           do=do))  # a LoadedImage in gives a LoadedImage out
+        write_image(job.dst, out.rgb[..., 0] if out.grey else out.rgb, out.alpha, bit_depth=out.bit_depth)
+    except ImageReadError as e:
+        job.error = str(e)
+    except (OSError, ValueError, MemoryError) as e:
+        job.error = f"{job.src}: {type(e).__name__}: {' '.join(str(e).split())}"
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    setup = _setup(args)
+    if isinstance(setup, int):
+        return setup
+    up, do, jobs = setup
     written = skipped = failed = 0
     bar = tqdm(jobs, unit="img", disable=None, file=sys.stderr, desc="upscale")
     for job in bar:
-        if job.error is None and job.dst.exists() and not args.overwrite:
+        if job.error is None and job.dst is not None and job.dst.exists() and not args.overwrite:
             tqdm.write(f"skip {job.src}: {job.dst} exists (use --overwrite)", file=sys.stderr)
             skipped += 1
             continue
-        if job.error is None:
+        if job.error is None and job.dst is not None:
             job.error = _out_folder_error(job.dst.parent)
         if job.error is None:
-            try:
-                img = read_image(job.src)
-                out = cast(LoadedImage, up.upscale(img, tile=args.tile, tile_overlap=args.tile_overlap, tta=args.tta,
-                                                   do=do))  # a LoadedImage in gives a LoadedImage out
-                write_image(job.dst, out.rgb[..., 0] if out.grey else out.rgb, out.alpha, bit_depth=out.bit_depth)
+            _upscale_one(job, up, args, do)
+            if job.error is None:
                 written += 1
                 continue
-            except ImageReadError as e:
-                job.error = str(e)
-            except (OSError, ValueError, MemoryError) as e:
-                job.error = f"{job.src}: {type(e).__name__}: {' '.join(str(e).split())}"
         failed += 1
         msg = job.error if job.error.startswith(str(job.src)) else f"{job.src}: {job.error}"
         tqdm.write(f"causalsr upscale: error: {msg}", file=sys.stderr)
     bar.close()
-    summary = f"causalsr upscale: {written} written, {skipped} skipped, {failed} failed"
-    print(summary, file=sys.stderr)
-    return 1 if failed else 0
+    print(f"causalsr upscale: {written} written, {skipped} skipped, {failed} failed", file=sys.stderr)
+    return FAILED if failed else OK

@@ -42,6 +42,7 @@ from causalsr.evaluation.methods import CausalSRMethod, Method, check_scale
 from causalsr.factors import FACTOR_NAMES, N_NAMED, normalise
 from causalsr.metrics.perceptual import PERCEPTUAL_METRICS, cache_dir, perceptual
 from causalsr.metrics.psnr_ssim import psnr, ssim
+from causalsr.stems import output_name
 
 METRICS = ("psnr", "ssim", *PERCEPTUAL_METRICS)
 CONDITIONS = ("blind", "oracle")
@@ -261,7 +262,7 @@ def _run_images(res: DatasetResult, method: Method, files: list[Path], scale: in
         res.per_image.append({"name": path.stem, **values})
         if save_images is not None:
             folder = Path(save_images) / method.name / name / f"x{scale}"
-            out = (folder if sub is None else folder / sub) / f"{path.stem}.png"
+            out = (folder if sub is None else folder / sub) / output_name(path)
             out.parent.mkdir(parents=True, exist_ok=True)
             write_image(out, sr)
 

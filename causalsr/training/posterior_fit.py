@@ -132,6 +132,48 @@ def rate_factor(step: int, steps: int, warmup_steps: int = 0) -> float:
     return 0.5 * (1 + math.cos(math.pi * (step - warmup_steps) / max(1, steps - warmup_steps)))
 
 
+def check_config(cfg: PosteriorFitConfig, model: torch.nn.Module) -> None:
+    """PosteriorFitError (one line) when the calibration cannot run with `cfg` on `model`."""
+    crop = cast("DegradationPosterior", model.posterior).analysis_crop
+    if not crop or cfg.lr_patch <= crop:
+        raise PosteriorFitError(f"posterior calibration needs posterior_crop > 0 and lr_patch > it "
+                                f"(got posterior_crop {crop}, lr_patch {cfg.lr_patch})")
+    if not cfg.train_roots:
+        raise PosteriorFitError("posterior calibration needs train_roots (HR image folders)")
+    if cfg.w_rank and not cfg.blur_twins:
+        raise PosteriorFitError("w_rank needs blur_twins: the paired term compares twins")
+
+
+def _loader(post: DegradationPosterior, cfg: PosteriorFitConfig, device: torch.device) -> DataLoader:
+    """HR patches degraded on the fly (as blur twins when asked), one epoch long enough for every step."""
+    data = HRPatchDataset(cfg.train_roots, post.scale, cfg.lr_patch * post.scale, cfg.sampler, seed=cfg.seed)
+    data.repeat = math.ceil(cfg.steps * cfg.batch_size / len(data.images))  # one epoch holds every step
+    return DataLoader(BlurTwins(data) if cfg.blur_twins else data, batch_size=cfg.batch_size, shuffle=True,
+                      collate_fn=collate_twins if cfg.blur_twins else collate, drop_last=True,
+                      num_workers=cfg.num_workers, pin_memory=device.type == "cuda",
+                      generator=torch.Generator().manual_seed(cfg.seed))
+
+
+def _loss(post: DegradationPosterior, reference: DegradationPosterior, batch: dict, cfg: PosteriorFitConfig,
+          device: torch.device) -> torch.Tensor:
+    """Named-factor NLL + keeping the free dims where `reference` had them (+ the blur twins' rank term)."""
+    lr, hr, factors = (batch[k].to(device, non_blocking=True) for k in ("lr", "hr", "factors"))
+    # The same hidden-X draw for both, so the anchor compares like with like (and for both twins).
+    drop = torch.rand(lr.shape[0] // 2 if cfg.blur_twins else lr.shape[0], device=device) < post.p_unknown
+    if cfg.blur_twins:
+        drop = drop.repeat_interleave(2)
+    try:
+        q = post(lr, hr, drop_hr=drop)
+        with torch.no_grad():
+            ref_free = reference(lr, hr, drop_hr=drop).mean[:, N_NAMED:]
+        loss = named_factor_nll(q, factors) + cfg.w_keep * (q.mean[:, N_NAMED:] - ref_free).pow(2).sum(1).mean()
+        if cfg.w_rank:
+            loss = loss + cfg.w_rank * blur_rank_loss(q.mean[:, BLUR], factors[:, BLUR], cfg.rank_scale)
+    except ValueError:  # torch.distributions rejects a non-finite mean or covariance
+        loss = torch.tensor(math.nan)
+    return loss
+
+
 def fit_posterior(model: torch.nn.Module, cfg: PosteriorFitConfig, log=print) -> list[float]:
     """Fine-tune ``model.posterior`` in place (every other parameter untouched); returns the loss per step.
 
@@ -141,44 +183,19 @@ def fit_posterior(model: torch.nn.Module, cfg: PosteriorFitConfig, log=print) ->
     mode with gradients off and on the CPU, ready to export.
     """
     post = cast("DegradationPosterior", model.posterior)
-    crop = post.analysis_crop
-    if not crop or cfg.lr_patch <= crop:
-        raise PosteriorFitError(f"posterior calibration needs posterior_crop > 0 and lr_patch > it "
-                                f"(got posterior_crop {crop}, lr_patch {cfg.lr_patch})")
-    if not cfg.train_roots:
-        raise PosteriorFitError("posterior calibration needs train_roots (HR image folders)")
-    if cfg.w_rank and not cfg.blur_twins:
-        raise PosteriorFitError("w_rank needs blur_twins: the paired term compares twins")
+    check_config(cfg, model)
     torch.manual_seed(cfg.seed)
     device = resolve_device(cfg.device)
     model.to(device)
     reference = copy.deepcopy(post).eval().requires_grad_(False)
     model.eval().requires_grad_(False)
     post.train().requires_grad_(True)
-    data = HRPatchDataset(cfg.train_roots, post.scale, cfg.lr_patch * post.scale, cfg.sampler, seed=cfg.seed)
-    data.repeat = math.ceil(cfg.steps * cfg.batch_size / len(data.images))  # one epoch holds every step
-    loader = DataLoader(BlurTwins(data) if cfg.blur_twins else data, batch_size=cfg.batch_size, shuffle=True,
-                        collate_fn=collate_twins if cfg.blur_twins else collate, drop_last=True,
-                        num_workers=cfg.num_workers, pin_memory=device.type == "cuda",
-                        generator=torch.Generator().manual_seed(cfg.seed))
+    loader = _loader(post, cfg, device)
     opt = torch.optim.Adam(post.parameters(), lr=cfg.lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: rate_factor(step, cfg.steps, cfg.warmup_steps))
     losses: list[float] = []
     for batch in loader:
-        lr, hr, factors = (batch[k].to(device, non_blocking=True) for k in ("lr", "hr", "factors"))
-        # The same hidden-X draw for both, so the anchor compares like with like (and for both twins).
-        drop = torch.rand(lr.shape[0] // 2 if cfg.blur_twins else lr.shape[0], device=device) < post.p_unknown
-        if cfg.blur_twins:
-            drop = drop.repeat_interleave(2)
-        try:
-            q = post(lr, hr, drop_hr=drop)
-            with torch.no_grad():
-                ref_free = reference(lr, hr, drop_hr=drop).mean[:, N_NAMED:]
-            loss = named_factor_nll(q, factors) + cfg.w_keep * (q.mean[:, N_NAMED:] - ref_free).pow(2).sum(1).mean()
-            if cfg.w_rank:
-                loss = loss + cfg.w_rank * blur_rank_loss(q.mean[:, BLUR], factors[:, BLUR], cfg.rank_scale)
-        except ValueError:  # torch.distributions rejects a non-finite mean or covariance
-            loss = torch.tensor(math.nan)
+        loss = _loss(post, reference, batch, cfg, device)
         value = loss.item()
         if not math.isfinite(value):
             raise PosteriorFitError(f"posterior fit diverged at step {len(losses) + 1} of {cfg.steps} "
@@ -200,5 +217,5 @@ def fit_posterior(model: torch.nn.Module, cfg: PosteriorFitConfig, log=print) ->
     return losses
 
 
-__all__ = ["BlurTwins", "PosteriorFitConfig", "PosteriorFitError", "blur_rank_loss", "collate_twins", "fit_posterior",
-           "rate_factor", "resolve_device"]
+__all__ = ["BlurTwins", "PosteriorFitConfig", "PosteriorFitError", "blur_rank_loss", "check_config", "collate_twins",
+           "fit_posterior", "rate_factor", "resolve_device"]

@@ -12,7 +12,7 @@ from PIL import Image
 
 from causalsr.cli.main import main
 from causalsr.data.imageio import encode_png16, read_image
-from causalsr.models.causalsr import save_pretrained
+from causalsr.models.model_file import save_pretrained
 from helpers import photo_image, tiny_model
 
 
@@ -93,7 +93,7 @@ def test_model_and_option_errors_are_one_line(tmp_path, model_path, capsys):
         (["--model", model_path, "--scale", "4"], "x2 model, not x4"),
         (["--model", model_path, "--do", "noise=500"], "--do: do(noise=500): outside the factor's range"),
         (["--model", model_path, "--do", "sharpness=1"], "--do: unknown degradation factor"),
-        (["--model", model_path, "--do", "noise"], "factor=value"),
+        (["--model", model_path, "--do", "noise"], "FACTOR=VALUE"),
         (["--model", model_path, "--tile", "16", "--tile-overlap", "12"], "tile-overlap"),
     ]
     for extra, message in cases:
@@ -160,7 +160,8 @@ def test_bad_and_unusual_inputs(tmp_path, model_path, capsys):
 
 
 def test_do_on_a_plain_model_is_a_one_line_error_naming_the_option(tmp_path, capsys):
-    from causalsr.models.causalsr import CausalSR, save_pretrained
+    from causalsr.models.causalsr import CausalSR
+    from causalsr.models.model_file import save_pretrained
     from helpers import tiny_config
 
     save_pretrained(CausalSR(tiny_config(2, plain=True)), tmp_path / "plain")

@@ -17,7 +17,8 @@ from PIL import Image
 import causalsr
 from causalsr.cli.main import main
 from causalsr.inference.export import export_onnx
-from causalsr.models.causalsr import CausalSR, load_pretrained, save_pretrained
+from causalsr.models.causalsr import CausalSR
+from causalsr.models.model_file import load_pretrained, save_pretrained
 from causalsr.models.posterior import DegradationPosterior
 from helpers import photo, photo_image, tiny_model
 
@@ -174,25 +175,31 @@ def test_export_rejects_old_opset(tmp_path):
 def test_export_cli_onnx_and_safetensors(tmp_path, capsys):
     save_pretrained(tiny_model(), tmp_path / "tiny", {"note": "kept"})
     out = tmp_path / "pipe.onnx"
-    assert main(["export", "--format", "onnx", "--model", str(tmp_path / "tiny"), str(out)]) == 0
+    assert main(["export", "--format", "onnx", "--model", str(tmp_path / "tiny"), "-o", str(out)]) == 0
     sess = _session(out)
     assert [i.name for i in sess.get_inputs()] == ["lr", "z_override", "use_z_override"]
     blind = tmp_path / "blind.onnx"
+    capsys.readouterr()
+    # the older spelling, OUT as a positional, still works and says which spelling to use
     assert main(["export", "--format", "onnx", "--blind", "--model", str(tmp_path / "tiny"), str(blind)]) == 0
+    assert "deprecated; use -o/--output" in capsys.readouterr().err
     sess = _session(blind)
     assert [i.name for i in sess.get_inputs()] == ["input"] and [o.name for o in sess.get_outputs()] == ["output"]
-    assert main(["export", "--format", "safetensors", "--model", str(tmp_path / "tiny"), str(tmp_path / "re")]) == 0
+    re_out = str(tmp_path / "re")
+    assert main(["export", "--format", "safetensors", "--model", str(tmp_path / "tiny"), "-o", re_out]) == 0
     model, meta = load_pretrained(tmp_path / "re")
     assert meta["note"] == "kept" and meta["scale"] == 2
     assert json.loads((tmp_path / "re.json").read_text())["arch"] == "causalsr"
     capsys.readouterr()
     assert main(["export", "--format", "safetensors", "--blind", "--model", str(tmp_path / "tiny"),
-                 str(tmp_path / "b")]) == 2
+                 "-o", str(tmp_path / "b")]) == 2
     err = capsys.readouterr().err.strip()
     assert "--blind" in err and len(err.splitlines()) == 1
-    assert main(["export", "--scale", "4", "--model", str(tmp_path / "tiny"), str(tmp_path / "y.onnx")]) == 2
+    assert main(["export", "--scale", "4", "--model", str(tmp_path / "tiny"), "-o", str(tmp_path / "y.onnx")]) == 2
     err = capsys.readouterr().err.strip()
     assert "x2 model, not x4" in err and len(err.splitlines()) == 1
-    assert main(["export", "--model", str(tmp_path / "missing"), str(tmp_path / "z.onnx")]) == 2
-    assert main(["export", "--model", str(tmp_path / "tiny"), str(tmp_path / "no" / "dir.onnx")]) == 2
+    assert main(["export", "--model", str(tmp_path / "missing"), "-o", str(tmp_path / "z.onnx")]) == 2
+    assert main(["export", "--model", str(tmp_path / "tiny"), "-o", str(tmp_path / "no" / "dir.onnx")]) == 2
     assert "does not exist" in capsys.readouterr().err
+    assert main(["export", "--model", str(tmp_path / "tiny")]) == 2
+    assert "-o/--output" in capsys.readouterr().err

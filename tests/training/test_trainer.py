@@ -56,7 +56,7 @@ def test_batch_sampler_shards_the_same_global_batch():
 def test_smoke_preset_runs_and_restoration_loss_falls(data, tmp_path):
     out = tmp_path / "run"
     args = overrides(data, out, **{"run.total_steps": 30, "optim.lr_theta": 2e-3})
-    assert main(["train", "--config", SMOKE, "--out", str(out)] + sum((["--set", a] for a in args), [])) == 0
+    assert main(["train", "--config", SMOKE, "-o", str(out)] + sum((["--set", a] for a in args), [])) == 0
     rec = [float(r["loss_rec"]) for r in read_log(out)]
     assert len(rec) == 30
     assert np.mean(rec[-5:]) < 0.8 * np.mean(rec[:5])
@@ -68,11 +68,11 @@ def test_smoke_preset_runs_and_restoration_loss_falls(data, tmp_path):
     assert health[-1]["step"] == "30" and 0.0 <= float(health[-1]["trunk_cond_live"]) <= 1.0
     assert float(health[-1]["dout_dz_noise"]) >= 0.0
     assert (out / "export" / "causalsr_x4.safetensors").is_file()
-    from causalsr.models.causalsr import load_pretrained
+    from causalsr.models.model_file import load_pretrained
     model, meta = load_pretrained(out / "export" / "causalsr_x4")
     assert meta["training"]["steps"] == 30 and meta["training"]["preset"] == "smoke"
-    # A second fresh run into the same folder is refused rather than mixing runs.
-    assert main(["train", "--config", SMOKE, "--out", str(out)]) == 1
+    # A second fresh run into the same folder is refused rather than mixing runs (nothing done: status 2).
+    assert main(["train", "--config", SMOKE, "-o", str(out)]) == 2
 
 
 def assert_same_run(out_a: Path, out_b: Path, steps: int) -> None:
@@ -225,7 +225,7 @@ def test_out_of_memory_gives_advice(data, tmp_path):
 
 
 def test_warm_start_copies_same_shaped_tensors_across_scales(tmp_path):
-    from causalsr.models.causalsr import save_pretrained
+    from causalsr.models.model_file import save_pretrained
     from causalsr.training.trainer import warm_start
     from helpers import tiny_model
 
@@ -242,7 +242,8 @@ def test_warm_start_copies_same_shaped_tensors_across_scales(tmp_path):
 
 def test_warm_start_grows_input_channels_so_the_grown_model_computes_the_same(tmp_path):
     """A restorer that gained factor-map inputs keeps the old weights in the leading channels, zeros in the new."""
-    from causalsr.models.causalsr import CausalSR, save_pretrained
+    from causalsr.models.causalsr import CausalSR
+    from causalsr.models.model_file import save_pretrained
     from causalsr.training.trainer import warm_start
     from helpers import tiny_config
 
