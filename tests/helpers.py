@@ -82,15 +82,19 @@ def photo_image(height: int = 512, width: int = 512, seed: int = 0) -> Image.Ima
     return Image.fromarray(_photo(height, width, seed))
 
 
-def tiny_model(scale: int = 2):
-    """A small CausalSR for inference tests (random encoder, randomised conditioning so Z and C matter)."""
+def tiny_model(scale: int = 2, *, inference: bool = True, **overrides):
+    """The tests' one small CausalSR: `tiny_config(scale, **overrides)`, built after `torch.manual_seed(0)`.
+
+    inference=True (the default): in eval mode, with the zero-initialised conditioning parts of the restorer
+    randomised so that Z and C change the output (as in a trained model). inference=False: as initialised, in
+    training mode, for loss and gradient tests (the `make_tiny_model` fixture).
+    """
     from causalsr.models.causalsr import CausalSR
-    from causalsr.models.config import ModelConfig
 
     torch.manual_seed(0)
-    model = CausalSR(ModelConfig(scale=scale, backbone_args=dict(n_feats=8, n_blocks=2, cond_hidden=8), z_dim=4,
-                                 posterior_feats=8, semantic_args=dict(pretrained=False, input_size=64), sct_dim=16,
-                                 sct_heads=2, prior_hidden=8, mechanism_feats=4, intervention_hidden=8, contrast_dim=8))
+    model = CausalSR(tiny_config(scale, **overrides))
+    if not inference:
+        return model
     for name, p in model.restorer.named_parameters():
         if ".cond." in name or ".conv2." in name or name.startswith("upsample."):
             nn.init.normal_(p, std=0.03)  # the zero-initialised parts too, so Z and C change the output
@@ -108,6 +112,7 @@ def write_images(folder: Path, n: int, size: int, seed: int = 0) -> Path:
 
 
 def tiny_config(scale: int = 2, **overrides):
+    """A small ModelConfig (random-weight encoder at 64 px) for fast tests; `overrides` replace its keys."""
     from causalsr.models.config import ModelConfig
 
     base = dict(

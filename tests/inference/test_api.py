@@ -128,7 +128,8 @@ def test_analyze_reports_factors_with_uncertainty(up, photo):
         assert f.low <= f.value <= f.high
         assert f.std == pytest.approx(float(std[i]), rel=1e-4)
     np.testing.assert_allclose(np.diag(report.correlation), 1.0, atol=1e-9)
-    assert report.z_covariance.shape == (4, 4)
+    z_dim = up.model.cfg.z_dim
+    assert report.z_covariance.shape == (z_dim, z_dim)
     text = str(report)
     assert "noise sigma" in text and "+-" in text and "(0-255)" in text and "JPEG quality" in text
     assert set(report.to_dict()) >= {"factors", "covariance", "correlation"}
