@@ -54,7 +54,9 @@ class DeprecatedAlias(argparse.Action):
 def add_output_argument(p: argparse.ArgumentParser, help: str, required: bool = True, metavar: str = "OUT",
                         old: tuple[str, ...] = ()) -> None:
     """``-o/--output`` (dest ``output``), plus hidden deprecated spellings `old` that still work."""
-    p.add_argument("-o", "--output", required=required and not old, metavar=metavar, help=help)
+    # With old spellings argparse cannot require the option itself; `require_output` does, and the help says so.
+    p.add_argument("-o", "--output", required=required and not old, metavar=metavar,
+                   help=help + (" (required)" if required and old else ""))
     if old:
         p.add_argument(*old, dest="output", action=DeprecatedAlias, use="-o/--output", help=argparse.SUPPRESS)
 

@@ -13,7 +13,7 @@ import dataclasses
 import time
 from pathlib import Path
 
-from causalsr.cli.common import FAILED, OK, add_output_argument, error, setup_error
+from causalsr.cli.common import FAILED, OK, add_output_argument, error, require_output, setup_error
 from causalsr.stems import stem_of
 
 
@@ -41,8 +41,9 @@ def run(args: argparse.Namespace) -> int:
     )
     from causalsr.training.runlog import device_name
 
-    if args.output is None:
-        return setup_error("fit-posterior", "the following arguments are required: -o/--output")
+    missing = require_output(args, "fit-posterior")
+    if missing is not None:
+        return missing
     try:
         cfg = load_config(PosteriorFitConfig, args.config, args.set)
         stem = bundled.resolve(args.model)
