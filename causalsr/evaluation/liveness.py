@@ -27,6 +27,10 @@ Parts (value; threshold; why):
   0.82"). Pass at >= 0.01: for d = 256 that is a per-dimension spread of
   0.01 * sqrt(256) = 16 % of C's RMS entry; today's ~0.004 means C is a
   constant to the restorer.
+- ``context_effect``: mean |R(Y, Z, C(Y)) - R(Y, Z, C(Y'))| in grey levels,
+  Y' another probe image: what the restorer does with C. Pass at >= 0.1
+  grey levels; a varied C that R ignores (e.g. FiLM weights on C at zero)
+  passes context_spread and fails this.
 - ``gpsi_magnitude_<type>`` for every intervention type (named factors by
   name, the others ``z<i>``): mean over images of |g_psi(Z, c)_c - Z_c| on the
   probe images' posterior means (the target coordinate, which the training's
@@ -61,6 +65,7 @@ LIVE_EPS = 1e-4
 TRUNK_MIN = 0.5
 DOUT_DZ_MIN = 2e-3
 CONTEXT_SPREAD_MIN = 0.01
+CONTEXT_EFFECT_MIN = 0.1   # grey levels
 GPSI_MIN = 1e-2
 H_PSI_RANGE = (0.02, 0.98)
 EDGES_MOVED_MIN = 0.02
@@ -206,7 +211,7 @@ def _batches(lrs, hrs, size: int = 8):
 
 def _measure(model, lrs, hrs) -> dict:
     """Raw per-image measurements (trunk activations, conditioning, derivatives, h_psi, line 15)."""
-    m: dict = {"trunks": [], "z": [], "pooled": [], "dz": [], "h": [], "fired": []}
+    m: dict = {"trunks": [], "z": [], "pooled": [], "dz": [], "h": [], "fired": [], "inputs": []}
     conditioning = getattr(model.restorer, "conditioning", None)
     for lr, hr in _batches(lrs, hrs):
         with torch.no_grad():
@@ -215,6 +220,7 @@ def _measure(model, lrs, hrs) -> dict:
                 with _capture_trunks(conditioning, m["trunks"]):
                     model.restore(lr, z, tokens, pooled)
         m["pooled"].append(pooled)
+        m["inputs"].append((lr, z, tokens, pooled))
         if z is not None:
             m["z"].append(z)
             m["dz"] += _dout_dz(model, lr, z, tokens, pooled)
@@ -248,6 +254,19 @@ def _context_part(model, m) -> dict:
     if model.use_sct and c.shape[0] > 1:
         value = float(c.std(0, unbiased=False).mean() / c.norm(dim=1).mean().clamp_min(1e-12))
     return {"context_spread": _part(value, f">= {CONTEXT_SPREAD_MIN}", lambda v: v >= CONTEXT_SPREAD_MIN)}
+
+
+@torch.no_grad()
+def _context_effect_part(model, m) -> dict:
+    """Mean |R(Y, Z, C(Y)) - R(Y, Z, C(Y'))| in grey levels, Y' another probe image of the same batch."""
+    th = f">= {CONTEXT_EFFECT_MIN} grey"
+    batches = [b for b in m["inputs"] if b[2] is not None and b[0].shape[0] > 1]
+    if not model.use_sct or not batches:
+        return {"context_effect": _part(None, th, bool)}
+    diffs = [(model.restore(lr, z, tok, pool) - model.restore(lr, z, tok.roll(1, 0), pool.roll(1, 0))).abs().mean()
+             for lr, z, tok, pool in batches]
+    value = float(torch.stack(diffs).mean()) * 255.0
+    return {"context_effect": _part(value, th, lambda v: v >= CONTEXT_EFFECT_MIN)}
 
 
 @torch.no_grad()
@@ -313,7 +332,8 @@ def liveness_report(model, lrs: list[torch.Tensor], hrs: list[torch.Tensor] | No
             m = _measure(model, lrs, hrs)
     finally:
         model.train(was_training)
-    parts = {**_trunk_parts(model, m), **_dz_parts(m), **_context_part(model, m), **_gpsi_parts(model, m),
+    parts = {**_trunk_parts(model, m), **_dz_parts(m), **_context_part(model, m),
+             **_context_effect_part(model, m), **_gpsi_parts(model, m),
              **_h_line15_parts(m), **_prior_part(model)}
     failed = [name for name, p in parts.items() if p["pass"] is False]
     return {"parts": parts, "failed": failed, "images": len(lrs)}

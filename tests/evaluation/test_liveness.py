@@ -129,3 +129,40 @@ def test_absent_parts_are_not_failures(probes):
     assert not set(absent) & set(report["failed"])
     assert all(report["parts"][n]["value"] is None for n in absent)
     assert "absent" in format_report(report)
+
+
+def _ctx_convs(model) -> list[nn.Conv2d]:
+    return [block.cond.ctx for block in model.restorer.blocks]
+
+
+def test_context_effect_is_the_output_change_under_swapped_context(probes):
+    model = healthy_model().eval()
+    lr = torch.cat(probes[0])
+    with torch.no_grad():
+        z, tokens, pooled = model.condition(lr)
+        own = model.restore(lr, z, tokens, pooled)
+        swapped = model.restore(lr, z, tokens.roll(1, 0), pooled.roll(1, 0))
+    expected = float((own - swapped).abs().mean()) * 255.0
+    part = liveness_report(model, *probes)["parts"]["context_effect"]
+    assert expected > 0.1 and part["value"] == pytest.approx(expected, rel=1e-5) and part["pass"] is True
+
+
+def test_context_the_restorer_ignores_fails(probes):
+    # Context convs and the cond trunk's pooled-C columns at zero: C varies, R ignores it.
+    model = healthy_model()
+    with torch.no_grad():
+        model.restorer.conditioning.cond[0].weight[:, model.cfg.z_dim:] = 0.0
+        for conv in _ctx_convs(model):
+            conv.weight.zero_()
+    report = liveness_report(model, *probes)
+    assert report["parts"]["context_effect"]["value"] == 0.0
+    assert "context_effect" in report["failed"]
+
+
+@pytest.mark.slow
+def test_bundled_x4_passes_every_part():
+    from causalsr.inference.api import load
+
+    model = load("x4").model
+    report = liveness_report(model, *probe_images(4, n=8))
+    assert report["failed"] == [], format_report(report)
