@@ -370,8 +370,9 @@ def calibration_figure(doc: dict, path: str) -> None:
     """Estimated vs true per factor, each image's reading with its 90% interval (Pillow drawing, no matplotlib).
 
     One panel per factor over its own sweep (all data sets of the JSON pooled); JPEG shows the
-    aligned (blue) and the (3, 5)-cropped (red) sweeps. Readings are spread sideways around
-    their true level so the intervals stay apart; the grey line is estimate = truth.
+    aligned (blue) and the (3, 5)-cropped (red) sweeps. Each level's readings are sorted and
+    spread sideways around the true level, intervals in a light tint, readings as dots; the grey
+    line is estimate = truth.
     """
     from PIL import Image, ImageDraw, ImageFont
 
@@ -400,20 +401,23 @@ def calibration_figure(doc: dict, path: str) -> None:
             draw.text((x0 - 34, py(t) - 7), f"{t:g}", fill="black", font=font)
         title = {"blur": "blur sigma (HR px)", "noise": "noise sigma (0-255)", "jpeg": "JPEG quality"}[f]
         draw.text((x0, y0 - 20), f"{title}: estimate and 90% interval vs true", fill="black", font=font)
-        width = 0.04 * (hi - lo)
+        width = 0.06 * (hi - lo)
         for s_i, (sweep, colour) in enumerate(sweeps):
             recs = [(name, r) for ds in sets for name, rs in doc["per_image"][ds].items()
                     if doc["results"][ds]["settings"][name]["sweep"] == sweep for r in rs]
             by_level: dict[float, list] = {}
             for _, r in recs:
                 by_level.setdefault(r["truth"][fi], []).append(r)
+            tint = tuple(int(c + 0.6 * (255 - c)) for c in colour)
             for t, rs in by_level.items():
-                for j, r in enumerate(rs):
-                    off = (j / max(len(rs) - 1, 1) - 0.5) * width + (s_i - (len(sweeps) - 1) / 2) * width * 1.2
+                rs = sorted(rs, key=lambda r: r["value"][fi])
+                xs = [px(t + (j / max(len(rs) - 1, 1) - 0.5) * width + (s_i - (len(sweeps) - 1) / 2) * width * 1.2)
+                      for j in range(len(rs))]
+                for x, r in zip(xs, rs):
                     v, sd = r["value"][fi], r["sd"][fi]
-                    x = px(t + off)
-                    draw.line([x, py(v - Z90 * sd), x, py(v + Z90 * sd)], fill=colour, width=1)
-                    draw.ellipse([x - 1.5, py(v) - 1.5, x + 1.5, py(v) + 1.5], fill=colour)
+                    draw.line([x, py(v - Z90 * sd), x, py(v + Z90 * sd)], fill=tint, width=1)
+                for x, r in zip(xs, rs):
+                    draw.ellipse([x - 1.5, py(r["value"][fi]) - 1.5, x + 1.5, py(r["value"][fi]) + 1.5], fill=colour)
         draw.text((x0 + size // 2 - 20, y0 + size + 22), "true", fill="black", font=font)
     n = {ds: doc["meta"]["timing"][ds]["images"] for ds in sets}
     note = (f"bundled {doc['meta']['model']}, " + ", ".join(f"{ds} {k} images" for ds, k in n.items())
