@@ -278,10 +278,9 @@ class Trainer:
         means = window.means(self.dist, self.device)
         sps = window.samples_per_s(self.cfg.data.batch_size)
         if log is not None:
-            started, _ = self._clock
             row: dict[str, float | torch.Tensor] = {
                 "step": self.step, "epoch": (self.step - 1) // self.batches_per_epoch,
-                "wall_s": round(self.wall_s + time.monotonic() - started, 3),
+                "wall_s": round(self._elapsed(), 3),
                 "samples_per_s": round(sps, 3), "skipped": self.skipped}
             row.update({f"loss_{k}": v for k, v in means.items()})
             row.update({f"w_{k}": v for k, v in weights.items()})

@@ -1,5 +1,6 @@
 """Algorithm 2 loop end to end: smoke preset, loss falls, exact resume after a crash, non-finite guard."""
 import csv
+import json
 import math
 import os
 import signal
@@ -113,6 +114,10 @@ def test_crash_and_resume_auto_matches_uninterrupted_run(data, tmp_path):
     out_a, out_b = tmp_path / "a", tmp_path / "b"
     cfg_a = load_config(TrainConfig, SMOKE, overrides(data, out_a, **extra))
     Trainer(cfg_a, preset="smoke").fit()
+    wall = [float(r["wall_s"]) for r in read_log(out_a)]
+    total = json.loads((out_a / "export" / "causalsr_x4.json").read_text())["training"]["wall_time_s"]
+    # the log's wall_s is the training time so far: after a checkpoint it must not count time twice
+    assert wall == sorted(wall) and wall[-1] <= total + 0.1
 
     cfg_b = load_config(TrainConfig, SMOKE, overrides(data, out_b, **extra))
     crashing = Trainer(cfg_b, preset="smoke")
