@@ -64,6 +64,9 @@ class RunConfig:
                                       # (e.g. an x4 model for an x2/x3 run; scale-specific layers stay new)
     # after the warm start, fresh weights for these parts (e.g. a collapsed h_psi)
     reinit: list = field(default_factory=list)
+    # after that, the SCT and context trunk of this model, grafted without changing the restorer's output
+    # (`warmstart.graft_context`): revives a context that collapsed to a constant
+    context_from: str | None = None
 
 
 @dataclass

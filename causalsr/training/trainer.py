@@ -39,7 +39,7 @@ from causalsr.training.optim import CausalAdam, make_scheduler
 from causalsr.training.runlog import LossWindow, TrainLog, device_name
 from causalsr.training.sampling import EpochIndexed, GlobalBatchSampler, build_dataset
 from causalsr.training.validation import Validator
-from causalsr.training.warmstart import reinitialise, warm_start
+from causalsr.training.warmstart import graft_context_from, reinitialise, warm_start
 
 BLOCKS = ("phi", "theta", "psi", "disc")
 
@@ -81,6 +81,8 @@ class Trainer:
             warm_start(self.model, Path(cfg.run.init_from))
         for name in cfg.run.reinit:
             reinitialise(self.model, name)
+        if cfg.run.context_from:
+            graft_context_from(self.model, Path(cfg.run.context_from))
         self.dist.broadcast_module(self.model)
         self._seed_rank(0)
         self.objective = Objective(self.model, cfg.loss)

@@ -55,3 +55,64 @@ def warm_start(model: torch.nn.Module, path: Path) -> tuple[int, int]:
     model.load_state_dict(matched, strict=False)
     print(f"causalsr train: warm start from {file}: {len(matched)} of {len(state)} tensors copied", file=sys.stderr)
     return len(matched), len(state)
+
+
+@torch.no_grad()
+def graft_context(model, donor: dict[str, torch.Tensor], probes: list[torch.Tensor]) -> int:
+    """Give `model` (a `CausalSR`) the donor's SCT and context trunk without changing what it computes.
+
+    For a model whose context collapsed to a constant (C and the context trunk's
+    output the same for every image), the donor's live ones are copied in, and
+    the layers that read them are re-biased: each level's context conv gets
+    weight 0 and bias W t0 + b, the cond trunk's pooled-C columns weight 0 and
+    bias W p0 + b, with t0 and p0 the old constants measured on `probes` (LR
+    images). The restorer then starts exactly where it was, and training grows
+    the zeroed weights from a context that varies. Returns the tensors copied.
+    """
+    from causalsr.models.backbone import LevelConditioning
+
+    was_training = model.training
+    model.eval()
+    conditioning = model.restorer.conditioning
+    trunk_out: list[torch.Tensor] = []
+    hook = conditioning.ctx.register_forward_hook(lambda _m, _i, out: trunk_out.append(out.flatten(0, -2)))
+    pooled = []
+    try:
+        for lr in probes:
+            z, tokens, p = model.condition(lr)
+            pooled.append(p)
+            model.restore(lr, z, tokens, p)
+    finally:
+        hook.remove()
+        model.train(was_training)
+    t0, p0 = torch.cat(trunk_out).mean(0), torch.cat(pooled).mean(0)
+    state = model.state_dict()
+    copied = {k: v for k, v in donor.items()
+              if k.startswith(("sct.", "restorer.conditioning.ctx.")) and k in state and state[k].shape == v.shape}
+    model.load_state_dict(copied, strict=False)
+    for level in model.restorer.modules():
+        if isinstance(level, LevelConditioning):
+            bias = level.ctx.bias
+            assert bias is not None  # LevelConditioning builds its convs with a bias
+            bias += level.ctx.weight[:, :, 0, 0] @ t0
+            level.ctx.weight.zero_()
+    first = conditioning.cond[0]
+    zd = model.cfg.z_dim
+    first.bias += first.weight[:, zd:] @ p0
+    first.weight[:, zd:] = 0.0
+    print(f"causalsr train: context grafted ({len(copied)} tensors), its readers re-biased", file=sys.stderr)
+    return len(copied)
+
+
+def graft_context_from(model, path: Path) -> int:
+    """`graft_context` with the donor read from safetensors `path` and the liveness probe images."""
+    from safetensors.torch import load_file
+
+    from causalsr.evaluation.liveness import probe_images
+
+    file, _ = files_of(stem_of(path))
+    if not file.is_file():
+        raise TrainingError(f"{file}: run.context_from model not found")
+    lrs, _ = probe_images(model.scale, n=8)
+    device = next(model.parameters()).device
+    return graft_context(model, load_file(str(file), device=str(device)), [torch.cat(lrs).to(device)])
