@@ -17,7 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
-from causalsr.cli.common import FAILED, OK, add_model_arguments, setup_error, write_json
+from causalsr.cli.common import (
+    FAILED,
+    OK,
+    add_device_argument,
+    add_model_arguments,
+    resolve_device_arg,
+    setup_error,
+    write_json,
+)
 from causalsr.data.imageio import to_uint8
 from causalsr.stems import output_name
 
@@ -34,6 +42,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--samples", type=int, default=3, help="counterfactual samples in the panel (default 3)")
     p.add_argument("--seed", type=int, default=0, help="seed for the counterfactual samples")
     add_model_arguments(p)
+    add_device_argument(p)
 
 
 def counterfactual_lr(up, restoration: np.ndarray, cond, do: dict, seed: int = 0) -> np.ndarray:
@@ -101,9 +110,11 @@ def run(args: argparse.Namespace) -> int:
     from causalsr.inference.api import load_for_scale
 
     fail = partial(setup_error, "analyze")
-
+    device = resolve_device_arg(args, "analyze")
+    if isinstance(device, int):
+        return device
     try:
-        up = load_for_scale(args.model, args.scale)
+        up = load_for_scale(args.model, args.scale, device=device)
     except (FileNotFoundError, ValueError) as e:
         return fail(str(e))
     explain = Path(args.explain) if args.explain else None

@@ -18,6 +18,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 OK, FAILED, USAGE = 0, 1, 2
 INTERRUPTED = 130
@@ -73,6 +77,33 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scale", type=int, choices=(2, 3, 4),
                    help="SR factor: picks the bundled model (default 4) or checks a --model checkpoint")
     p.add_argument("--model", metavar="NAME|PATH", help="bundled model (x2, x3, x4) or checkpoint path")
+
+
+def device_arg(text: str) -> str:
+    """argparse type of ``--device``: the name's form only (auto, cpu, cuda, cuda:N, mps); presence is checked later."""
+    from causalsr.inference.devices import check_device_name
+
+    try:
+        return check_device_name(text.strip().lower())
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def add_device_argument(p: argparse.ArgumentParser, default: str = "auto") -> None:
+    """``--device auto|cpu|cuda[:N]|mps`` (dest ``device``), for the commands that run a model."""
+    p.add_argument("--device", type=device_arg, default=default, metavar="auto|cpu|cuda[:N]|mps",
+                   help=f"where the model runs; auto = CUDA if available, else MPS, else CPU (default {default})")
+
+
+def resolve_device_arg(args: argparse.Namespace, command: str) -> torch.device | int:
+    """The torch device ``--device`` names (`causalsr.inference.devices.resolve_device`), or a USAGE exit
+    status after one line naming the problem, e.g. ``--device cuda: no CUDA device on this machine``."""
+    from causalsr.inference.devices import resolve_device
+
+    try:
+        return resolve_device(args.device)
+    except ValueError as e:
+        return error(command, f"--device {e}")
 
 
 def add_data_root_argument(parser: argparse.ArgumentParser) -> None:

@@ -19,7 +19,15 @@ from __future__ import annotations
 
 import argparse
 
-from causalsr.cli.common import OK, add_data_root_argument, apply_data_root, setup_error, write_json
+from causalsr.cli.common import (
+    OK,
+    add_data_root_argument,
+    add_device_argument,
+    apply_data_root,
+    resolve_device_arg,
+    setup_error,
+    write_json,
+)
 from causalsr.evaluation.intervention_effects import OUTCOMES
 
 
@@ -55,6 +63,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", metavar="PATH", help="checkpoint (its scale only); default: the bundled x<S> models")
     p.add_argument("--seed", type=int, default=0, help="seed for the degradations and Z samples")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    add_device_argument(p)
     add_data_root_argument(p)
 
 
@@ -68,12 +77,16 @@ def run(args: argparse.Namespace) -> int:
 
     fail = partial(setup_error, "effects")
     apply_data_root(args)
+    device = resolve_device_arg(args, "effects")
+    if isinstance(device, int):
+        return device
     try:
         treatment = parse_treatment(args.treatment)
         for s in args.scales:
             preset(args.degradation, s)
         datasets = [resolve_dataset(d) for d in args.datasets]
-        models = {s: load_for_scale(args.model, s if args.model is None else None) for s in args.scales}
+        models = {s: load_for_scale(args.model, s if args.model is None else None, device=device)
+                  for s in args.scales}
     except (FileNotFoundError, ValueError, KeyError) as e:
         return fail(str(e.args[0]) if isinstance(e, KeyError) else str(e))
     if args.model is not None and any(m.scale != s for s, m in models.items()):

@@ -18,7 +18,18 @@ import shlex
 import sys
 from pathlib import Path
 
-from causalsr.cli.common import FAILED, OK, USAGE, add_data_root_argument, apply_data_root, error, parse_do, write_json
+from causalsr.cli.common import (
+    FAILED,
+    OK,
+    USAGE,
+    add_data_root_argument,
+    add_device_argument,
+    apply_data_root,
+    error,
+    parse_do,
+    resolve_device_arg,
+    write_json,
+)
 from causalsr.evaluation.harness import CONDITIONS, METRICS
 from causalsr.metrics.psnr_ssim import GREY_CONVENTIONS
 
@@ -47,6 +58,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="greyscale HR images: 'matlab' measures grey values, 'basicsr' (default) 3 channels -> Y")
     p.add_argument("--json", type=Path, metavar="PATH", help="write results and metadata as JSON")
     p.add_argument("--save-images", type=Path, metavar="DIR", help="save SR outputs as DIR/method/dataset/xS/name.png")
+    add_device_argument(p)
     add_data_root_argument(p)
 
 
@@ -64,10 +76,13 @@ def run(args: argparse.Namespace) -> int:
     from causalsr.evaluation.methods import load_method
 
     args.degradation = args.degradation or ["bicubic"]
+    device = resolve_device_arg(args, "eval")
+    if isinstance(device, int):
+        return device
     try:
         check_degradations(args.degradation)  # option errors before loading anything
         do = parse_do(args.do)
-        method = load_method(args.method)
+        method = load_method(args.method, device=device)
         results = evaluate(method, args.datasets, args.scales, args.degradation, tuple(args.metrics),
                            args.grey_convention, args.save_images, do=do, condition=args.condition)
     except (KeyError, ImportError, ValueError, FileNotFoundError) as e:
@@ -79,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         meta = run_meta(_command(args), args.grey_convention)
         meta["failures"] = failures
+        meta["device"] = str(device)
         code = write_json(args.json, {"results": [r.to_dict() for r in results], "meta": meta}, "eval")
         if code is not None:
             return code

@@ -12,7 +12,7 @@ import argparse
 import sys
 from functools import partial
 
-from causalsr.cli.common import FAILED, OK, setup_error, write_json
+from causalsr.cli.common import FAILED, OK, add_device_argument, resolve_device_arg, setup_error, write_json
 
 
 def _image_count(text: str) -> int:
@@ -29,7 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="probe images, each with its own blur/noise/JPEG degradation (default 8)")
     p.add_argument("--dataset", metavar="NAME|DIR",
                    help="take the probe HR images from this benchmark (e.g. Set5) or folder instead of synthetic ones")
-    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    add_device_argument(p, default="cpu")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,8 +38,11 @@ def run(args: argparse.Namespace) -> int:
     from causalsr.inference.api import load
 
     fail = partial(setup_error, "inspect")
+    device = resolve_device_arg(args, "inspect")
+    if isinstance(device, int):
+        return device
     try:
-        up = load(args.model, device=args.device)
+        up = load(args.model, device=device)
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         return fail(str(e))
     try:

@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from causalsr.cli.common import FAILED, OK, USAGE, error, write_json
+from causalsr.cli.common import FAILED, OK, USAGE, add_device_argument, error, resolve_device_arg, write_json
 from causalsr.evaluation.profiling import DEFAULT_METHODS, markdown_table, run_worker, span_deploy_counts
 
 __all__ = ["add_arguments", "run", "markdown_table", "span_deploy_counts"]  # the last two: older import paths
@@ -27,6 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                    help="torch CPU threads in every measurement (default: all cores)")
     p.add_argument("--json", metavar="PATH", help="also write the measurements as JSON")
+    add_device_argument(p, default="cpu")  # Table V's figures are CPU ones (peak RSS, CPU threads)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,8 +37,11 @@ def run(args: argparse.Namespace) -> int:
         return error("profile", f"--size expects WxH (e.g. 1280x720), got {args.size!r}", USAGE)
     if args.repeats < 1:
         return error("profile", "--repeats must be at least 1", USAGE)
+    device = resolve_device_arg(args, "profile")
+    if isinstance(device, int):
+        return device
     base = {"scale": args.scale, "size": [w, h], "repeats": args.repeats, "images": args.images, "model": args.model,
-            "threads": args.threads}
+            "threads": args.threads, "device": str(device)}
     rows = []
     for method in args.methods:
         print(f"profiling {method} ...", file=sys.stderr)
@@ -49,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     print(table)
     if args.json:
         doc = {"size": [w, h], "scale": args.scale, "repeats": args.repeats, "images": args.images,
-               "cpu_count": os.cpu_count(), "rows": rows,
+               "cpu_count": os.cpu_count(), "device": str(device), "rows": rows,
                "notes": "GMACs = FlopCounterMode FLOPs / 2; [C] = computed from the architecture "
                         "(REFERENCE_NUMBERS.md section 3); memory = peak-RSS rise in a fresh process"}
         code = write_json(args.json, doc, "profile")

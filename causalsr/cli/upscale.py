@@ -16,7 +16,16 @@ from functools import partial
 from pathlib import Path
 from typing import cast
 
-from causalsr.cli.common import FAILED, OK, add_model_arguments, add_output_argument, parse_do, setup_error
+from causalsr.cli.common import (
+    FAILED,
+    OK,
+    add_device_argument,
+    add_model_arguments,
+    add_output_argument,
+    parse_do,
+    resolve_device_arg,
+    setup_error,
+)
 from causalsr.inference.api import PRECISIONS
 from causalsr.stems import output_name
 
@@ -44,12 +53,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
     add_output_argument(p, "output folder (created if needed), or an output file for a single input")
     add_model_arguments(p)
+    add_device_argument(p)
     p.add_argument("--tile", type=tile_arg, default="auto", metavar="N|auto",
                    help="LR tile side in pixels; auto sizes tiles from free memory; 0 = never tile (default auto)")
     p.add_argument("--tile-overlap", type=int, default=16, metavar="N", help="tile overlap in LR pixels (default 16)")
     p.add_argument("--tta", action="store_true", help="x8 self-ensemble (flips and rotations; 8x slower)")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                   help="bf16 uses autocast where a probe shows it is safe, else falls back to fp32")
+                   help="bf16 (any device) and fp16 (CUDA, MPS) use autocast where a probe tile shows it is safe, "
+                        "else fall back to fp32 with a warning (default fp32)")
     p.add_argument("--do", action="extend", nargs="+", default=[], metavar="FACTOR=VALUE",
                    help="tell the restorer which degradation caused the image, in place of its own estimate: "
                         "a strength control like FFDNet's noise level or FBCNN's quality factor. noise=v below "
@@ -135,8 +146,11 @@ def _setup(args: argparse.Namespace):
     if args.tile_overlap < 0 or (isinstance(args.tile, int) and 2 * args.tile_overlap > args.tile):
         return fail(f"--tile-overlap must be between 0 and half the tile size, got {args.tile_overlap}")
     output = Path(args.output)
+    device = resolve_device_arg(args, "upscale")
+    if isinstance(device, int):
+        return device
     try:
-        up = load_for_scale(args.model, args.scale, precision=args.precision)
+        up = load_for_scale(args.model, args.scale, device=device, precision=args.precision)
     except (FileNotFoundError, ValueError) as e:
         return fail(str(e))
     if do and up.model.cfg.plain:
@@ -156,6 +170,7 @@ def _setup(args: argparse.Namespace):
 def _upscale_one(job: Job, up, args: argparse.Namespace, do: dict[str, float]) -> None:
     """Read, restore and write one job; a failure is left in `job.error`."""
     from causalsr.data.imageio import ImageReadError, LoadedImage, read_image, write_image
+    from causalsr.inference.devices import is_oom
 
     assert job.dst is not None  # planned without error
     try:
@@ -167,6 +182,10 @@ def _upscale_one(job: Job, up, args: argparse.Namespace, do: dict[str, float]) -
         job.error = str(e)
     except (OSError, ValueError, MemoryError) as e:
         job.error = f"{job.src}: {type(e).__name__}: {' '.join(str(e).split())}"
+    except RuntimeError as e:  # out of memory outside the tiles (conditioning a huge image on a GPU)
+        if not is_oom(e):
+            raise
+        job.error = f"{job.src}: out of memory on {up.device}: {' '.join(str(e).split())[:200]}"
 
 
 def run(args: argparse.Namespace) -> int:

@@ -46,7 +46,8 @@ def unit_effects(up, hr_u8: np.ndarray, params, treatment: Treatment, n_samples:
         out.append(float(np.abs(sr_a.astype(np.float64) - sr_b).mean()))
         dpsnr.append(psnr(hr_u8, sr_a, crop=s) - psnr(hr_u8, sr_b, crop=s))
     with torch.no_grad():
-        feat = up.model.semantic_features(torch.from_numpy(lr).permute(2, 0, 1)[None].float().div(255.0))[0]
+        x = torch.from_numpy(lr).permute(2, 0, 1)[None].float().div(255.0).to(up.device)
+        feat = up.model.semantic_features(x)[0].cpu()
     return out, dpsnr, feat
 
 

@@ -76,16 +76,17 @@ class CausalSRMethod:
     conditionable = True
     scales: tuple[int, ...]
 
-    def __init__(self, path: str | Path | None = None):
+    def __init__(self, path: str | Path | None = None, device=None):
         from causalsr.inference.api import load  # optional until the inference API exists
 
         self._load = load
+        self._device = "cpu" if device is None else device
         self._path = None if path is None else str(path)
         self._models: dict[int, object] = {}
         if self._path is None:
             self.name, self.scales = "causalsr", (2, 3, 4)
         else:
-            model = load(self._path)
+            model = load(self._path, device=self._device)
             self.name, self.scales = Path(self._path).name, (int(model.scale),)
             self._models[int(model.scale)] = model
 
@@ -93,7 +94,7 @@ class CausalSRMethod:
         """The `Upscaler` of `scale` (loaded on first use)."""
         check_scale(self, scale)
         if scale not in self._models:
-            self._models[scale] = self._load(f"x{scale}")
+            self._models[scale] = self._load(f"x{scale}", device=self._device)
         return self._models[scale]
 
     def has_named_factors(self, scale: int) -> bool:
@@ -121,10 +122,16 @@ METHODS.register_lazy("span", "causalsr.evaluation.peers:SPAN", extra="peers")
 METHODS.add("causalsr", CausalSRMethod)
 
 
-def load_method(spec: str) -> Method:
-    """A method by registered name, or our model from a checkpoint path."""
+def load_method(spec: str, device=None) -> Method:
+    """A method by registered name, or our model from a checkpoint path.
+
+    `device` (a torch device or name, see `causalsr.inference.devices`) is where our models run; the
+    peers run on their own runtimes (CPU) whatever it is.
+    """
+    if spec == "causalsr":
+        return CausalSRMethod(device=device)
     if spec in METHODS:
         return METHODS.get(spec)()
     if Path(spec).exists() or Path(spec + ".safetensors").exists():  # a checkpoint file or its stem
-        return CausalSRMethod(spec)
+        return CausalSRMethod(spec, device=device)
     raise KeyError(f"unknown method {spec!r}: not a file and not one of {', '.join(METHODS.names())}")

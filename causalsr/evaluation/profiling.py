@@ -17,6 +17,10 @@ Per method, in a fresh subprocess each (so peak-memory figures do not mix):
 - output megapixels per second: median over `--images` (HR benchmark images,
   MATLAB-bicubic downscaled) at `--scale`, fp32, `--threads` CPU threads
   (default all cores).
+
+``device`` in the spec (`causalsr profile --device`, default cpu) is where
+CausalSR runs; the peers keep their own runtimes (CPU). The memory figures are
+host RSS, so on a GPU they do not count GPU memory.
 """
 from __future__ import annotations
 
@@ -61,17 +65,18 @@ class _CausalSR:
 
     name = "causalsr"
 
-    def __init__(self, model: str | None):
+    def __init__(self, model: str | None, device: str = "cpu"):
         from causalsr.inference.api import load_for_scale
 
         self._model = model
         self._load = load_for_scale
+        self._device = device
         self._ups: dict[int, object] = {}
-        self.scales = (load_for_scale(model).scale,) if model else RUNTIME_SCALES
+        self.scales = (load_for_scale(model, device=device).scale,) if model else RUNTIME_SCALES
 
     def upscaler(self, scale: int):
         if scale not in self._ups:
-            self._ups[scale] = self._load(self._model, None if self._model else scale)
+            self._ups[scale] = self._load(self._model, None if self._model else scale, device=self._device)
         return self._ups[scale]
 
     def upscale(self, lr, scale: int):
@@ -112,10 +117,10 @@ def _train_peak(spec: dict) -> dict:
 
     from causalsr.inference.api import load_for_scale
 
-    up = load_for_scale(spec["model"], None if spec["model"] else spec["scale"])
+    up = load_for_scale(spec["model"], None if spec["model"] else spec["scale"], device=spec.get("device", "cpu"))
     model, s = up.model.train(), up.scale
-    lr = torch.rand(16, 3, 192 // s, 192 // s)
-    hr = torch.rand(16, 3, 192 // s * s, 192 // s * s)
+    lr = torch.rand(16, 3, 192 // s, 192 // s, device=up.device)
+    hr = torch.rand(16, 3, 192 // s * s, 192 // s * s, device=up.device)
 
     def step():
         q = model.infer_z(lr)
@@ -131,11 +136,11 @@ def _method(spec: dict):
     name, scale = spec["method"], spec["scale"]
     method: Any
     if name == "causalsr":
-        method = _CausalSR(spec["model"])
+        method = _CausalSR(spec["model"], spec.get("device", "cpu"))
     else:
         from causalsr.evaluation.methods import load_method
 
-        method = load_method(name)
+        method = load_method(name, device=spec.get("device", "cpu"))
     if scale not in method.scales:
         raise ValueError(f"{name} has no x{scale} model (it supports {', '.join(f'x{s}' for s in method.scales)})")
     return method

@@ -6,18 +6,22 @@ from pathlib import Path
 import torch
 
 from causalsr.inference import bundled
+from causalsr.inference.devices import resolve_device
 from causalsr.inference.upscaler import Upscaler
 
 
 def load(name_or_path: str | Path = "x4", device: str | torch.device = "cpu", precision: str = "fp32") -> Upscaler:
     """Load a bundled model ("x2", "x3", "x4") or a checkpoint written by `save_pretrained`.
 
+    `device` is a `torch.device` or a name: "auto" (CUDA, else MPS, else CPU), "cpu", "cuda", "cuda:N", "mps".
     Raises FileNotFoundError (missing files) or ValueError (not a causalsr
-    checkpoint, or weights that do not match its architecture), each with a
-    one-line message.
+    checkpoint, weights that do not match its architecture, an absent device),
+    each with a one-line message.
     """
     from causalsr.models.model_file import load_pretrained
 
+    if not isinstance(device, torch.device):
+        device = resolve_device(device)
     stem = bundled.resolve(name_or_path)
     model, meta = load_pretrained(stem, map_location=str(device))
     return Upscaler(model, meta, device=device, precision=precision)

@@ -136,17 +136,18 @@ def available_memory() -> int:
         return 2 << 30
 
 
-def auto_tile_size(bytes_per_lr_pixel: float, budget: int | None = None) -> int:
-    """Largest tile side (multiple of 16, within [MIN_TILE, MAX_TILE]) whose activations fit `budget` bytes.
+def auto_tile_size(bytes_per_lr_pixel: float, budget: int | None = None, max_tile: int = MAX_TILE) -> int:
+    """Largest tile side (multiple of 16, within [MIN_TILE, max_tile]) whose activations fit `budget` bytes.
 
     The default budget is a quarter of the available memory, at most 1 GiB,
     which keeps a whole 2000x1500 -> x4 run well under 4 GB of RSS; the
     upper cap keeps per-tile latency (and progress granularity) reasonable.
+    A GPU passes its own budget (its free memory) and a larger cap.
     """
     if budget is None:
         budget = min(available_memory() // 4, 1 << 30)
     side = int(math.sqrt(max(budget, 0) / bytes_per_lr_pixel)) // 16 * 16
-    return max(MIN_TILE, min(MAX_TILE, side))
+    return max(MIN_TILE, min(max_tile, side))
 
 
 __all__ = ["tiled_apply", "tile_starts", "blend_weights", "available_memory", "auto_tile_size", "Box"]

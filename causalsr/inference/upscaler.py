@@ -21,6 +21,7 @@ from PIL import Image
 from causalsr.data.imageio import LoadedImage
 from causalsr.data.jpeg_container import container_quality
 from causalsr.inference.conditioning import Conditioning, normalise_do
+from causalsr.inference.devices import free_gpu_memory, is_oom, release_cached_memory, resolve_device
 from causalsr.inference.images import ImageLike, as_tensor, like_input, to_grey, to_loaded, upscale_alpha
 from causalsr.inference.report import FactorReport, factor_report
 from causalsr.inference.tiling import Box, auto_tile_size, tiled_apply
@@ -31,9 +32,14 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("causalsr")
 
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "fp16")
+HALF_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 BF16_TOLERANCE = 0.05
-"""Largest |bf16 - fp32| accepted on the probe tile before falling back to fp32."""
+"""Largest |bf16 - fp32| (or |fp16 - fp32|) accepted on the probe tile before falling back to fp32."""
+MIN_RETRY_TILE = 32
+"""Out of memory: tiles are halved down to this side (LR pixels) before giving up."""
+GPU_MAX_TILE = 1024
+"""Largest automatic tile side on a GPU (the CPU's is `tiling.MAX_TILE`)."""
 
 _FULL_BOX: Box = (0.0, 0.0, 1.0, 1.0)
 
@@ -50,18 +56,20 @@ class Upscaler:
     Args:
         model: a `causalsr.models.causalsr.CausalSR` (put in eval mode here).
         meta: the checkpoint's metadata (from its `.json`).
-        device: torch device for inference.
-        precision: default precision for `upscale`, "fp32" or "bf16".
+        device: torch device for inference: a `torch.device` or a name `causalsr.inference.devices.resolve_device`
+            takes ("auto", "cpu", "cuda", "cuda:1", "mps"); an absent device is a one-line ValueError.
+        precision: default precision for `upscale`, "fp32", "bf16" or "fp16" (CUDA and MPS; fp32 elsewhere).
     """
 
     def __init__(self, model: CausalSR, meta: Mapping[str, Any] | None = None, device: str | torch.device = "cpu",
                  precision: str = "fp32"):
         check_precision(precision)
-        self.device = torch.device(device)
+        self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self.model = model.to(self.device).eval()
         self.meta = dict(meta or {})
         self.precision = precision
         self._bytes_per_px: float | None = None
+        self._tile_cap: int | None = None  # the tile that fit after an out-of-memory retry
 
     @property
     def scale(self) -> int:
@@ -106,11 +114,13 @@ class Upscaler:
                       box: Box | None) -> torch.Tensor:
         return self.model.restore(lr, cond.z, tokens, cond.pooled, ctx_box=None if box == _FULL_BOX else box)
 
-    def _tile_fn(self, cond: Conditioning, tta: bool, bf16: bool) -> Callable[[torch.Tensor, Box], torch.Tensor]:
+    def _tile_fn(self, cond: Conditioning, tta: bool,
+                 half: torch.dtype | None) -> Callable[[torch.Tensor, Box], torch.Tensor]:
+        """The tile function; `half` (bfloat16 or float16) runs it under autocast, a non-finite tile again in fp32."""
         token_views = {t: transform_tokens(cond.tokens, *t) for t in (TTA if tta else TTA[:1])}
 
-        def run(tile: torch.Tensor, box: Box, use_bf16: bool) -> torch.Tensor:
-            ctx = (torch.autocast(device_type=self.device.type, dtype=torch.bfloat16) if use_bf16
+        def run(tile: torch.Tensor, box: Box, use_half: bool) -> torch.Tensor:
+            ctx = (torch.autocast(device_type=self.device.type, dtype=half) if use_half and half is not None
                    else contextlib.nullcontext())
             with torch.no_grad(), ctx:
                 if not tta:
@@ -123,37 +133,50 @@ class Upscaler:
                 return acc / len(token_views)
 
         def fn(tile: torch.Tensor, box: Box) -> torch.Tensor:
-            if not bf16:
+            if half is None:
                 return run(tile, box, False)
             out = run(tile, box, True)
             if not torch.isfinite(out).all():
-                logger.warning("causalsr: bf16 gave non-finite values on a tile; recomputed it in fp32")
+                logger.warning("causalsr: %s gave non-finite values on a tile; recomputed it in fp32",
+                               "bf16" if half == torch.bfloat16 else "fp16")
                 out = run(tile, box, False)
             return out
 
         return fn
 
-    def _bf16_is_safe(self, lr: torch.Tensor, cond: Conditioning) -> bool:
-        """Compare bf16 with fp32 on a small centre tile; warn (one line) and refuse if unsafe."""
+    def _half_dtype(self, precision: str, lr: torch.Tensor, cond: Conditioning) -> torch.dtype | None:
+        """The autocast dtype for `precision` if it is safe here (`_half_is_safe`), else None (fp32)."""
+        if precision == "fp32":
+            return None
+        if precision == "fp16" and self.device.type not in ("cuda", "mps"):
+            logger.warning("causalsr: fp16 runs on a GPU (CUDA or MPS), not on %s; using fp32", self.device.type)
+            return None
+        dtype = HALF_DTYPES[precision]
+        return dtype if self._half_is_safe(lr, cond, precision, dtype) else None
+
+    def _half_is_safe(self, lr: torch.Tensor, cond: Conditioning, name: str, dtype: torch.dtype) -> bool:
+        """Compare bf16/fp16 with fp32 on a small centre tile; warn (one line) and refuse if unsafe."""
         _, _, h, w = lr.shape
         ph, pw = min(h, 48), min(w, 48)
         y, x = (h - ph) // 2, (w - pw) // 2
         box = (y / h, x / w, (y + ph) / h, (x + pw) / w)
         probe = lr[..., y:y + ph, x:x + pw]
-        ref = self._tile_fn(cond, False, False)(probe, box)
+        ref = self._tile_fn(cond, False, None)(probe, box)
         try:
-            with torch.no_grad(), torch.autocast(device_type=self.device.type, dtype=torch.bfloat16):
+            with torch.no_grad(), torch.autocast(device_type=self.device.type, dtype=dtype):
                 test = self._restore_tile(probe, cond, cond.tokens, box).float()
-        except RuntimeError as e:  # bf16 kernels missing on this device
-            logger.warning("causalsr: bf16 is not supported here (%s); using fp32", str(e).splitlines()[0])
+        except RuntimeError as e:  # half kernels missing on this device
+            if is_oom(e):
+                raise
+            logger.warning("causalsr: %s is not supported here (%s); using fp32", name, str(e).splitlines()[0])
             return False
         if not torch.isfinite(test).all():
-            logger.warning("causalsr: bf16 gives non-finite values on this image; using fp32")
+            logger.warning("causalsr: %s gives non-finite values on this image; using fp32", name)
             return False
         err = (test - ref).abs().max().item()
         if err > BF16_TOLERANCE:
-            logger.warning("causalsr: bf16 differs from fp32 by %.3f (> %.2f) on a probe tile; using fp32",
-                           err, BF16_TOLERANCE)
+            logger.warning("causalsr: %s differs from fp32 by %.3f (> %.2f) on a probe tile; using fp32",
+                           name, err, BF16_TOLERANCE)
             return False
         return True
 
@@ -182,11 +205,22 @@ class Upscaler:
         return self._bytes_per_px
 
     def resolve_tile(self, tile: int | str | None, shape: tuple[int, int]) -> int | None:
-        """The tile side actually used: None (whole image), an int, or "auto" (from available memory)."""
+        """The tile side actually used: None (whole image), an int, or "auto".
+
+        "auto" sizes tiles from the memory free for them: half the free memory of a CUDA device (up to
+        `GPU_MAX_TILE`), else `tiling.auto_tile_size`'s share of the available RAM; never above a tile that
+        fitted after an out-of-memory retry on an earlier image.
+        """
         if tile is None:
             return None
         if tile == "auto":
-            side = auto_tile_size(self.bytes_per_lr_pixel())
+            free = free_gpu_memory(self.device)
+            if free is None:
+                side = auto_tile_size(self.bytes_per_lr_pixel())
+            else:
+                side = auto_tile_size(self.bytes_per_lr_pixel(), free // 2, max_tile=GPU_MAX_TILE)
+            if self._tile_cap is not None:
+                side = min(side, self._tile_cap)
             return None if max(shape) <= side else side
         tile = int(tile)
         if tile < 8:
@@ -199,20 +233,45 @@ class Upscaler:
         check_precision(precision)
         lr = as_tensor(src, self.device)
         h, w = lr.shape[-2:]
+        auto = tile == "auto"
         tile = self.resolve_tile(tile, (h, w))
         if tile is not None and tile >= max(h, w):
             tile = None
-        overlap = tile_overlap if tile is not None else 0
-        if tile is not None and 2 * overlap > tile:
-            raise ValueError(f"tile_overlap {overlap} is more than half the tile size {tile}")
-        bf16 = precision == "bf16" and self._bf16_is_safe(lr, cond)
+        if tile is not None and 2 * tile_overlap > tile:
+            if not auto:
+                raise ValueError(f"tile_overlap {tile_overlap} is more than half the tile size {tile}")
+            tile_overlap = tile // 2  # an automatic tile capped after an out-of-memory retry
+        half = self._half_dtype(precision, lr, cond)
         out = np.empty((h * self.scale, w * self.scale, 3), src.rgb.dtype)
-        tiled_apply(self._tile_fn(cond, tta, bf16), lr, self.scale, tile, overlap, out, progress)
+        self._tiled(self._tile_fn(cond, tta, half), lr, tile, tile_overlap, out, progress)
         del lr
         if src.grey:
             out = to_grey(out)
         alpha = upscale_alpha(src.alpha, self.scale) if src.alpha is not None else None
         return LoadedImage(out, alpha, src.bit_depth, src.grey, src.path)
+
+    def _tiled(self, fn: Callable[[torch.Tensor, Box], torch.Tensor], lr: torch.Tensor, tile: int | None,
+               tile_overlap: int, out: np.ndarray, progress: Callable[[int], None] | None) -> None:
+        """`tiled_apply` into `out`; on out-of-memory the tile is halved and the image redone, down to
+        `MIN_RETRY_TILE`, then a one-line MemoryError. (Tiles done before a retry were already reported
+        to `progress`.)"""
+        while True:
+            try:
+                tiled_apply(fn, lr, self.scale, tile, tile_overlap if tile is not None else 0, out, progress)
+                return
+            except RuntimeError as e:
+                if not is_oom(e):
+                    raise
+            release_cached_memory(self.device)
+            side = max(lr.shape[-2:]) if tile is None else tile
+            if side <= MIN_RETRY_TILE:
+                hint = "free memory" + (", or use --device cpu" if self.device.type != "cpu" else "")
+                raise MemoryError(f"out of memory on {self.device} even with {side}-pixel tiles; {hint}")
+            tile = max(side // 2, MIN_RETRY_TILE)
+            tile_overlap = min(tile_overlap, tile // 2)
+            self._tile_cap = tile
+            logger.warning("causalsr: out of memory on %s with %s; retrying with %d-pixel tiles", self.device,
+                           "the whole image" if side == max(lr.shape[-2:]) else f"{side}-pixel tiles", tile)
 
     def restore(self, img: ImageLike, cond: Conditioning, tile: int | str | None = "auto", tile_overlap: int = 16,
                 tta: bool = False, precision: str | None = None,
@@ -235,9 +294,9 @@ class Upscaler:
                 whole image when it fits) or None (never tile).
             tile_overlap: overlap between tiles in LR pixels (blended, no seams).
             tta: x8 self-ensemble (flips and 90-degree rotations, averaged).
-            precision: "fp32" or "bf16" (autocast; falls back to fp32 with a
-                warning when a probe tile shows it is unsafe). Default: the
-                precision given to `load`.
+            precision: "fp32", "bf16" or "fp16" (autocast; falls back to fp32
+                with a warning when a probe tile shows it is unsafe; fp16 only
+                on CUDA and MPS). Default: the precision given to `load`.
             do: interventions {factor: physical value}, e.g. {"noise": 0}.
             conditioning: precomputed conditioning (e.g. of the larger image a
                 crop comes from); `do` is applied on top of it.

@@ -192,7 +192,7 @@ def test_bf16_and_fallback(up, photo, monkeypatch, caplog):
     np.testing.assert_array_equal(fallback, fp32)
     assert any("using fp32" in r.getMessage() and "\n" not in r.getMessage() for r in caplog.records)
     with pytest.raises(ValueError, match="precision"):
-        up.upscale(photo, precision="fp16")
+        up.upscale(photo, precision="fp8")
 
 
 def test_auto_tile(up):
