@@ -2,7 +2,9 @@
 
 Reading keeps bit depth (8 or 16) and alpha, applies EXIF orientation, forces
 a full decode so truncated files fail here, and turns every failure into an
-`ImageReadError` with a one-line message naming the file. Pillow decodes 16-bit
+`ImageReadError` with a one-line message naming the file. It also keeps the
+file's ICC profile and EXIF (with the orientation reset to 1, as the pixels are
+upright now), which `write_image` can carry over to an output. Pillow decodes 16-bit
 RGB(A) PNGs to 8 bit, so those are decoded twice (high bytes, low bytes) and
 recombined; Pillow cannot write them, so a small PNG encoder does.
 """
@@ -12,12 +14,12 @@ import os
 import struct
 import warnings
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from causalsr.atomic import atomic_path
 
@@ -44,6 +46,8 @@ class LoadedImage:
     bit_depth: int  # 8 or 16
     grey: bool  # source was single-channel (L, LA, I;16)
     path: Path
+    icc_profile: bytes | None = None  # the file's ICC profile
+    exif: bytes | None = None  # the file's EXIF ("Exif\0\0" + TIFF data), orientation reset to 1
 
     @property
     def size(self) -> tuple[int, int]:
@@ -72,21 +76,35 @@ def _open(path: Path, max_pixels: int) -> Image.Image:
     return im
 
 
+def _metadata(im: Image.Image) -> tuple[bytes | None, bytes | None]:
+    """(ICC profile, EXIF bytes with the orientation reset to 1) of an opened image; None where it has none.
+
+    A CMYK file's profile describes CMYK, not the RGB it is decoded to, so it is not kept."""
+    icc = im.info.get("icc_profile") if im.mode != "CMYK" else None
+    exif = im.getexif()
+    if ExifTags.Base.Orientation in exif:
+        exif[ExifTags.Base.Orientation] = 1
+    return icc, (exif.tobytes() if len(exif) else None)
+
+
 def _decode(path: Path, max_pixels: int) -> LoadedImage:
     im = _open(path, max_pixels)
     with im:
         tile = getattr(im, "tile", [])  # ImageFile's decoder tiles (not in Image's type)
         raw = tile[0].args if im.format == "PNG" and len(tile) == 1 else None
         im.load()
-        im = ImageOps.exif_transpose(im)
+        upright = ImageOps.exif_transpose(im)
+        icc, exif = _metadata(im)  # after the transpose: it resets the orientation in im's EXIF
+        im = upright
         if raw in _PNG_16_RAWMODES:
             with _open(path, max_pixels) as lo_im:
                 lo_im.tile = [lo_im.tile[0]._replace(args=_PNG_16_RAWMODES[raw])]
                 lo_im.load()
                 lo = np.asarray(ImageOps.exif_transpose(lo_im), dtype=np.uint16)
             arr = np.asarray(im, dtype=np.uint16) * 256 + lo
-            return LoadedImage(arr[..., :3].copy(), arr[..., 3].copy() if arr.shape[2] == 4 else None, 16, False, path)
-        return from_pil(im, path)
+            return LoadedImage(arr[..., :3].copy(), arr[..., 3].copy() if arr.shape[2] == 4 else None, 16, False, path,
+                               icc, exif)
+        return replace(from_pil(im, path), icc_profile=icc, exif=exif)
 
 
 def from_pil(im: Image.Image, path: Path) -> LoadedImage:
@@ -158,14 +176,19 @@ def _png_chunk(tag: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
 
 
-def encode_png16(pixels: np.ndarray) -> bytes:
-    """16-bit PNG bytes for a uint16 HxWx3 (RGB) or HxWx4 (RGBA) array."""
+def encode_png16(pixels: np.ndarray, icc_profile: bytes | None = None, exif: bytes | None = None) -> bytes:
+    """16-bit PNG bytes for a uint16 HxWx3 (RGB) or HxWx4 (RGBA) array, with an ICC profile (iCCP) and EXIF (eXIf)."""
     h, w, c = pixels.shape
     colour_type = {3: 2, 4: 6}[c]
     rows = np.ascontiguousarray(pixels.astype(">u2")).view(np.uint8).reshape(h, w * c * 2)
     raw = np.concatenate([np.zeros((h, 1), np.uint8), rows], axis=1)  # filter type 0 per row
+    meta = b""
+    if icc_profile:
+        meta += _png_chunk(b"iCCP", b"ICC profile\0\0" + zlib.compress(icc_profile))
+    if exif:
+        meta += _png_chunk(b"eXIf", exif.removeprefix(b"Exif\0\0"))
     return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, colour_type, 0, 0, 0))
-            + _png_chunk(b"IDAT", zlib.compress(raw.tobytes(), 6)) + _png_chunk(b"IEND", b""))
+            + meta + _png_chunk(b"IDAT", zlib.compress(raw.tobytes(), 6)) + _png_chunk(b"IEND", b""))
 
 
 def to_uint8(arr: np.ndarray) -> np.ndarray:
@@ -183,13 +206,15 @@ def _to_depth(arr: np.ndarray, bit_depth: int) -> np.ndarray:
 
 
 def write_image(path: str | os.PathLike, rgb: np.ndarray, alpha: np.ndarray | None = None,
-                bit_depth: int = 8, quality: int = 95) -> None:
+                bit_depth: int = 8, quality: int = 95, icc_profile: bytes | None = None,
+                exif: bytes | None = None) -> None:
     """Write an image atomically; the format follows the file extension.
 
     `rgb` is HxWx3 (or HxW grey) uint8/uint16, `alpha` HxW. 16-bit output stays
     16-bit for PNG (and for grey TIFF); JPEG, WebP, BMP and RGB TIFF are written
     as 8 bit. JPEG and BMP get no alpha channel, so alpha is dropped there. `quality`
-    applies to JPEG and WebP.
+    applies to JPEG and WebP. `icc_profile` and `exif` (e.g. a `LoadedImage`'s) are
+    written into PNG, JPEG and WebP files (the ICC profile into TIFF too).
     """
     path = Path(path)
     ext = path.suffix.lower()
@@ -215,7 +240,7 @@ def write_image(path: str | os.PathLike, rgb: np.ndarray, alpha: np.ndarray | No
             # Pillow writes neither 16-bit RGB(A) nor reads 16-bit grey+alpha back exactly,
             # so grey+alpha is stored as 16-bit RGBA.
             rgb16 = np.dstack([px] * 3) if grey else px
-            tmp.write_bytes(encode_png16(np.dstack([rgb16, a]) if a is not None else rgb16))
+            tmp.write_bytes(encode_png16(np.dstack([rgb16, a]) if a is not None else rgb16, icc_profile, exif))
             return
         if depth == 16:
             im = Image.fromarray(np.ascontiguousarray(px, dtype=np.uint16))  # mode I;16
@@ -226,7 +251,11 @@ def write_image(path: str | os.PathLike, rgb: np.ndarray, alpha: np.ndarray | No
         else:
             im = Image.fromarray(np.ascontiguousarray(np.dstack([px, a]) if a is not None else px))
         fmt = _FORMATS[ext]
-        kwargs = {"quality": int(quality)} if fmt in ("JPEG", "WEBP") else {}
+        kwargs: dict[str, object] = {"quality": int(quality)} if fmt in ("JPEG", "WEBP") else {}
+        if icc_profile and fmt != "BMP":
+            kwargs["icc_profile"] = icc_profile
+        if exif and fmt in ("PNG", "JPEG", "WEBP"):
+            kwargs["exif"] = exif
         im.save(tmp, format=fmt, **kwargs)
 
 

@@ -7,6 +7,7 @@ inputs kept grey.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +64,22 @@ def upscale_alpha(alpha: np.ndarray, scale: int) -> np.ndarray:
     up = np.asarray(Image.fromarray(alpha.astype(np.float32)).resize((w * scale, h * scale), Image.Resampling.BICUBIC))
     peak = float(np.iinfo(alpha.dtype).max)
     return np.clip(np.floor(up + 0.5), 0, peak).astype(alpha.dtype)
+
+
+def resize_loaded(img: LoadedImage, size: tuple[int, int]) -> LoadedImage:
+    """`img` resized to `size` (width, height) with Pillow's Lanczos filter (a = 3), each plane in float32, then
+    rounded and clipped to its dtype; bit depth, grey, alpha and metadata are kept."""
+    peak = float(np.iinfo(img.rgb.dtype).max)
+
+    def plane(a: np.ndarray) -> np.ndarray:
+        out = np.asarray(Image.fromarray(a.astype(np.float32), "F").resize(size, Image.Resampling.LANCZOS))
+        return np.clip(np.floor(out + 0.5), 0, peak).astype(a.dtype)
+
+    channels = 1 if img.grey else 3
+    rgb = np.dstack([plane(img.rgb[..., c]) for c in range(channels)])
+    rgb = np.repeat(rgb, 3, axis=2) if img.grey else rgb
+    alpha = plane(img.alpha) if img.alpha is not None else None
+    return replace(img, rgb=rgb, alpha=alpha)
 
 
 def to_grey(rgb: np.ndarray) -> np.ndarray:

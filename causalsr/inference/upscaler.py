@@ -248,7 +248,7 @@ class Upscaler:
         if src.grey:
             out = to_grey(out)
         alpha = upscale_alpha(src.alpha, self.scale) if src.alpha is not None else None
-        return LoadedImage(out, alpha, src.bit_depth, src.grey, src.path)
+        return LoadedImage(out, alpha, src.bit_depth, src.grey, src.path, src.icc_profile, src.exif)
 
     def _tiled(self, fn: Callable[[torch.Tensor, Box], torch.Tensor], lr: torch.Tensor, tile: int | None,
                tile_overlap: int, out: np.ndarray, progress: Callable[[int], None] | None) -> None:

@@ -242,3 +242,30 @@ def test_to_uint8_rounds_16_bit_and_inverts_the_8_to_16_bit_scaling():
     v16 = np.array([0, 128, 129, 385, 386, 65535], dtype=np.uint16)
     assert to_uint8(v16).tolist() == [0, 0, 1, 1, 2, 255]  # nearest: 128/257 < 0.5 < 129/257
     assert to_uint8(v8) is v8
+
+
+@pytest.mark.parametrize("ext, bit_depth", [(".png", 8), (".png", 16), (".jpg", 8), (".webp", 8), (".tif", 8)])
+def test_icc_and_exif_are_read_and_written(tmp_path, ext, bit_depth):
+    from PIL import ExifTags, ImageCms
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[ExifTags.Base.Make] = "causalsr"
+    exif[ExifTags.Base.Orientation] = 8
+    Image.fromarray(RGB8).save(tmp_path / "in.jpg", icc_profile=icc, exif=exif)
+    src = read_image(tmp_path / "in.jpg")
+    assert src.size == (9, 11) and src.icc_profile == icc  # orientation 8 applied: 11x9 shown as 9x11
+    read_back = Image.Exif()
+    read_back.load(src.exif)
+    assert read_back[ExifTags.Base.Orientation] == 1 and read_back[ExifTags.Base.Make] == "causalsr"
+    rgb = src.rgb if bit_depth == 8 else src.rgb.astype(np.uint16) * 257
+    write_image(tmp_path / f"out{ext}", rgb, bit_depth=bit_depth, icc_profile=src.icc_profile, exif=src.exif)
+    out = read_image(tmp_path / f"out{ext}")
+    assert out.icc_profile == icc and out.bit_depth == bit_depth and out.size == (9, 11)
+    if ext != ".tif":
+        written = Image.Exif()
+        written.load(out.exif)
+        assert written[ExifTags.Base.Make] == "causalsr" and written[ExifTags.Base.Orientation] == 1
+    plain = read_image(tmp_path / "in.jpg")
+    write_image(tmp_path / "plain.png", plain.rgb)
+    assert read_image(tmp_path / "plain.png").icc_profile is None
