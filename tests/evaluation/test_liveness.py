@@ -160,9 +160,10 @@ def test_context_the_restorer_ignores_fails(probes):
 
 
 @pytest.mark.slow
-def test_bundled_x4_passes_every_part():
+@pytest.mark.parametrize("scale", [3, 4])
+def test_bundled_model_passes_every_part(scale):
     from causalsr.inference.api import load
 
-    model = load("x4").model
-    report = liveness_report(model, *probe_images(4, n=8))
+    model = load(f"x{scale}").model
+    report = liveness_report(model, *probe_images(scale, n=8))
     assert report["failed"] == [], format_report(report)
