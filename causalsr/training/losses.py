@@ -150,6 +150,29 @@ def smoothed(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(F.pad(x, (0, 0, radius, radius), mode="replicate"), k.transpose(2, 3), groups=x.shape[1])
 
 
+@dataclass
+class _Step:
+    """One call's inputs and the losses built so far (the parts of `Objective.__call__` share it)."""
+
+    batch: dict
+    hr: torch.Tensor
+    lr: torch.Tensor
+    zero: torch.Tensor
+    w: DynamicWeights
+    terms: dict
+    blocks: dict
+    theta: torch.Tensor
+    psi: torch.Tensor
+    # set by the parts in call order (`_start` fills them with `zero` until then)
+    pooled: torch.Tensor
+    ctx: torch.Tensor
+    z: torch.Tensor
+    mean_lr: torch.Tensor
+    tokens_hr: torch.Tensor
+    sem_ctx: torch.Tensor
+    tokens: torch.Tensor | None = None
+
+
 class Objective:
     """Eq. 22: L_total = L_rec + l1 L_causal + l2 L_cf + l3 L_int + l4 L_con + l5 L_struct + l6 L_sem.
 
@@ -173,138 +196,162 @@ class Objective:
 
     def __call__(self, batch: dict, step: int, total_steps: int) -> LossOutput:
         m, c = self.model, self.cfg
+        st = self._start(batch, step)
+        if m.cfg.plain:
+            sr = m.restore(st.lr, None, None, st.lr.new_zeros(st.lr.shape[0], m.cfg.sct_dim))
+            st.terms["rec"] = reconstruction_loss(sr, st.hr, c.grad_gamma, self.rec_norm)
+            st.blocks["theta"] = c.w_rec * st.terms["rec"]
+            return LossOutput(st.terms, st.blocks, {})
+        self._restoration_and_posterior(st)
+        self._semantic_context(st)
+        if m.use_cf and step % max(c.cf_every, 1) == 0:
+            self._counterfactual_terms(st)
+        else:
+            st.terms["sem"] = c.sem_beta * st.sem_ctx
+        st.theta = st.theta + st.w["sem"] * c.sem_beta * st.sem_ctx
+        if m.use_int:
+            self._intervention_terms(st)
+        st.blocks["theta"], st.blocks["psi"] = st.theta, st.psi
+        w = self.weights
+        w.observe({k: float(v.detach()) for k, v in st.terms.items() if k in self.TERMS})
+        w.maybe_update(step, total_steps)
+        return LossOutput(st.terms, st.blocks, dict(w.current))
+
+    def _start(self, batch: dict, step: int) -> _Step:
+        c = self.cfg
         hr, lr = batch["hr"], batch["lr"]
         zero = hr.sum() * 0.0
         # Eq. 27 warm-up curriculum: X_t = a_t X + (1 - a_t) X~, a_t = min(1, t / T_warm).
         if c.t_warm > 0 and step < c.t_warm:
             a = step / c.t_warm
             hr = a * hr + (1 - a) * smoothed(hr, c.warm_sigma)
-        terms: dict[str, torch.Tensor] = {}
         blocks = {"phi": zero, "theta": zero, "psi": zero, "disc": zero}
+        return _Step(batch=batch, hr=hr, lr=lr, zero=zero, w=self.weights, terms={}, blocks=blocks,
+                     theta=zero, psi=zero, pooled=zero, ctx=zero, z=zero, mean_lr=zero, tokens_hr=zero,
+                     sem_ctx=zero)
 
-        if m.cfg.plain:
-            sr = m.restore(lr, None, None, lr.new_zeros(lr.shape[0], m.cfg.sct_dim))
-            terms["rec"] = reconstruction_loss(sr, hr, c.grad_gamma, self.rec_norm)
-            blocks["theta"] = c.w_rec * terms["rec"]
-            return LossOutput(terms, blocks, {})
-
-        w = self.weights
+    def _restoration_and_posterior(self, st: _Step) -> None:
+        """L_rec (theta) with the inference posterior's Z, and phi's terms: KL, structure, named factors."""
+        m, c, w, hr, lr, terms = self.model, self.cfg, st.w, st.hr, st.lr, st.terms
         # Context C (theta: SCT) from the LR, as at inference; HR context is the stop-gradient target.
-        tokens, pooled = m.context(lr)
-        ctx = pooled.detach()
+        st.tokens, st.pooled = m.context(lr)
+        st.ctx = st.pooled.detach()
         # Restoration with the mean of the inference posterior q(Z|Y), exactly as at inference: the
         # restorer never sees X-derived Z. (Samples made the free dimensions, std ~1.7, pure noise
         # to R: Set5 x4 gained only 0.42 dB over bicubic after 2000 cpu-small steps.)
         with torch.no_grad():
-            z_inf = self.restorer_z(m.posterior(lr, None), batch["factors"])
-        sr = m.restore(lr, z_inf, tokens, pooled)
-
+            z_inf = self.restorer_z(m.posterior(lr, None), st.batch["factors"])
+        sr = m.restore(lr, z_inf, st.tokens, st.pooled)
         # phi: posterior with X (randomly hidden), KL to the structured prior, entropy, structure, named factors.
         q = m.posterior(lr, hr)
-        z = q.rsample()
-        kl = m.prior.kl(q, ctx, n_samples=1, adjacency=m.prior_adjacency()).mean()
+        st.z = z = q.rsample()
+        kl = m.prior.kl(q, st.ctx, n_samples=1, adjacency=m.prior_adjacency()).mean()
         entropy = q.entropy().mean()
         # KL(q || p) = E_q[log q - log p] already holds -H(q); entropy_weight adds an optional extra bonus.
         terms["causal"] = kl - c.entropy_weight * entropy
         terms["entropy"] = entropy.detach()
         terms["struct"] = structure_penalty(q.covariance_matrix)
-        terms["aux"] = named_factor_nll(q, batch["factors"])
+        terms["aux"] = named_factor_nll(q, st.batch["factors"])
         # Degradation consistency: -log p(Y | X, Z) per pixel (theta: mechanism) with Z detached.
         nll = -m.mechanism.log_likelihood(lr, hr, z.detach(), per_pixel=True).mean()
-        mean_lr = m.mechanism(hr, z.detach())
+        st.mean_lr = m.mechanism(hr, z.detach())
         consistency = nll + c.grad_gamma * sum((a - b).abs().mean()
-                                               for a, b in zip(image_gradients(mean_lr), image_gradients(lr)))
+                                               for a, b in zip(image_gradients(st.mean_lr), image_gradients(lr)))
         terms["rec"] = reconstruction_loss(sr, hr, c.grad_gamma, self.rec_norm) + c.w_consistency * consistency
+        st.blocks["phi"] = w["causal"] * terms["causal"] + w["struct"] * terms["struct"] + c.w_aux * terms["aux"]
+        st.theta = c.w_rec * terms["rec"]
 
-        blocks["phi"] = w["causal"] * terms["causal"] + w["struct"] * terms["struct"] + c.w_aux * terms["aux"]
-        theta = c.w_rec * terms["rec"]
-        psi = zero
+    def _semantic_context(self, st: _Step) -> None:
+        """L_sem's second term (theta: SCT): ||f_c(E(X)) - C||_1 with the HR context as a fixed target.
 
-        # L_sem second term (theta: SCT): ||f_c(E(X)) - C||_1 with the HR context as a fixed target.
-        # E(X) is computed once per step and reused by the first term.
-        if m.use_sct:
-            with torch.no_grad():
-                tokens_hr = m.semantic(hr)
-                pooled_hr = m.sct(tokens_hr)[1]
-            # L1 to the HR context, plus InfoNCE against the other images' HR contexts: a constant C
-            # satisfies the L1 part exactly (it did: spread 0.003 across Set14), never the InfoNCE part.
-            sem_ctx = (pooled - pooled_hr).abs().mean() + c.ctx_contrast * info_nce(pooled, pooled_hr, c.contrast_tau)
-        else:
-            sem_ctx = zero
+        E(X) is computed once per step and kept for the first term.
+        """
+        m, c = self.model, self.cfg
+        if not m.use_sct:
+            st.sem_ctx = st.zero
+            return
+        with torch.no_grad():
+            st.tokens_hr = m.semantic(st.hr)
+            pooled_hr = m.sct(st.tokens_hr)[1]
+        # L1 to the HR context, plus InfoNCE against the other images' HR contexts: a constant C
+        # satisfies the L1 part exactly (it did: spread 0.003 across Set14), never the InfoNCE part.
+        st.sem_ctx = (st.pooled - pooled_hr).abs().mean() + c.ctx_contrast * info_nce(st.pooled, pooled_hr,
+                                                                                        c.contrast_tau)
 
-        # Algorithm 1 counterfactuals and the terms that need them.
-        run_cf = m.use_cf and step % max(c.cf_every, 1) == 0
-        if run_cf:
-            cf = generate_counterfactual(m, hr, lr, ctx, alpha0=c.cf_alpha0, beta=c.cf_beta,
-                                         gamma=c.cf_gamma, delta=c.cf_delta, lam=c.cf_lambda)
-            x_cf = cf.x_cf.detach()
-            y_cf = self._counterfactual_lr(batch, x_cf, z.detach())
-            # phi part of L_cf: ||f(X', Z) - Y_cf||^2 with Z ~ q, mechanism weights frozen.
-            cf_phi = (frozen_call(m.mechanism, x_cf, z) - y_cf).pow(2).mean()
-            # theta part: the mechanism and the restorer both learn from (X', Y_cf).
-            # X' keeps X's semantics (that is what L_sem enforces), so Y_cf reuses Y's context C.
-            with torch.no_grad():
-                z_cf_inf = self.restorer_z(m.posterior(y_cf, None), batch["factors"])
-            cf_theta = (m.mechanism(x_cf, z.detach()) - y_cf).pow(2).mean() + \
-                reconstruction_loss(m.restore(y_cf, z_cf_inf, tokens, pooled), x_cf, c.grad_gamma, self.rec_norm)
-            terms["cf"] = cf_phi + cf_theta
-            blocks["phi"] = blocks["phi"] + w["cf"] * cf_phi
-            theta = theta + w["cf"] * cf_theta
-            # L_sem first term (psi, through alpha): ||E(X) - E(X')||^2 with E frozen.
-            # On the first `sem_batch` samples only: it back-propagates through the frozen encoder.
-            k = c.sem_batch or hr.shape[0]
-            sem_cf = (m.semantic_features(cf.x_cf[:k]) - tokens_hr[:k].mean(1)).pow(2).mean() if m.use_sct else zero
-            # Perturbation reward up to a budget: without it psi's only loss through alpha (sem_cf) is
-            # minimised by h_psi -> 0; without the budget h_psi saturates at 1 (deviation 19).
-            psi = psi + w["sem"] * sem_cf - c.cf_div * cf.alpha.clamp(max=c.cf_budget).mean()
-            terms["sem"] = sem_cf + c.sem_beta * sem_ctx
-            # Eq. 16 with momentum keys (Alg. 2 line 20). The queries are the posterior's embedding of
-            # (Y, X) and its sample Z: phi learns from L_con through them (heads frozen), theta through
-            # the heads f, g (queries detached), so each block gets exactly its own gradient.
-            keep = torch.zeros(lr.shape[0], dtype=torch.bool, device=lr.device)
-            e_x = m.posterior.embed(lr, hr, drop_hr=keep)
-            with torch.no_grad():
-                e_cf = m.posterior.embed(y_cf, x_cf, drop_hr=keep)
-                f_k, g_k = m.f_momentum(e_cf), m.g_momentum(cf.z_cf)
-            terms["con"] = hierarchical_contrastive(m.f_head(e_x.detach()), f_k, m.g_head(z.detach()), g_k,
-                                                    c.contrast_tau, c.contrast_lambda)
-            con_phi = hierarchical_contrastive(frozen_call(m.f_head, e_x), f_k, frozen_call(m.g_head, z), g_k,
-                                               c.contrast_tau, c.contrast_lambda)
-            theta = theta + w["con"] * terms["con"]
-            blocks["phi"] = blocks["phi"] + w["con"] * con_phi
-        else:
-            terms["sem"] = c.sem_beta * sem_ctx
-        theta = theta + w["sem"] * c.sem_beta * sem_ctx
+    def _counterfactual_terms(self, st: _Step) -> None:
+        """Algorithm 1's counterfactuals and the terms that need them: L_cf, L_sem's first term, L_con."""
+        m, c, w, hr, lr, z = self.model, self.cfg, st.w, st.hr, st.lr, st.z
+        cf = generate_counterfactual(m, hr, lr, st.ctx, alpha0=c.cf_alpha0, beta=c.cf_beta,
+                                     gamma=c.cf_gamma, delta=c.cf_delta, lam=c.cf_lambda)
+        x_cf = cf.x_cf.detach()
+        y_cf = self._counterfactual_lr(st.batch, x_cf, z.detach())
+        # phi part of L_cf: ||f(X', Z) - Y_cf||^2 with Z ~ q, mechanism weights frozen.
+        cf_phi = (frozen_call(m.mechanism, x_cf, z) - y_cf).pow(2).mean()
+        # theta part: the mechanism and the restorer both learn from (X', Y_cf).
+        # X' keeps X's semantics (that is what L_sem enforces), so Y_cf reuses Y's context C.
+        with torch.no_grad():
+            z_cf_inf = self.restorer_z(m.posterior(y_cf, None), st.batch["factors"])
+        cf_theta = (m.mechanism(x_cf, z.detach()) - y_cf).pow(2).mean() + \
+            reconstruction_loss(m.restore(y_cf, z_cf_inf, st.tokens, st.pooled), x_cf, c.grad_gamma, self.rec_norm)
+        st.terms["cf"] = cf_phi + cf_theta
+        st.blocks["phi"] = st.blocks["phi"] + w["cf"] * cf_phi
+        st.theta = st.theta + w["cf"] * cf_theta
+        # L_sem first term (psi, through alpha): ||E(X) - E(X')||^2 with E frozen.
+        # On the first `sem_batch` samples only: it back-propagates through the frozen encoder.
+        k = c.sem_batch or hr.shape[0]
+        sem_cf = (m.semantic_features(cf.x_cf[:k]) - st.tokens_hr[:k].mean(1)).pow(2).mean() if m.use_sct \
+            else st.zero
+        # Perturbation reward up to a budget: without it psi's only loss through alpha (sem_cf) is
+        # minimised by h_psi -> 0; without the budget h_psi saturates at 1 (deviation 19).
+        st.psi = st.psi + w["sem"] * sem_cf - c.cf_div * cf.alpha.clamp(max=c.cf_budget).mean()
+        st.terms["sem"] = sem_cf + c.sem_beta * st.sem_ctx
+        self._contrastive_terms(st, cf, x_cf, y_cf)
 
-        # Interventions (Eq. 17, 20, 21) and L_int.
-        if m.use_int:
-            types = torch.randint(0, m.cfg.z_dim, (lr.shape[0],), device=lr.device)
-            z_d = z.detach()
-            z_int = m.intervention(z_d, types, ctx=ctx)
-            # theta: L_int = ||f(X, do(Z)) - f(X, Z)||^2 on the degradation mechanism.
-            terms["int"] = (m.mechanism(hr, z_int.detach()) - mean_lr.detach()).pow(2).mean()
-            theta = theta + w["int"] * terms["int"]
-            # psi: Eq. 20 generator side, discriminator and mechanism frozen.
-            logits_int = frozen_call(m.discriminator, z_int)
-            gen_loss = F.binary_cross_entropy_with_logits(logits_int, torch.ones_like(logits_int))
-            fit = (lr - frozen_call(m.mechanism, hr, z_int)).pow(2).mean()
-            # The intervention must act on its target factor: fit alone is minimised by the identity.
-            moved = (z_int - z_d).gather(1, types[:, None]).abs().squeeze(1)
-            effect = F.relu(c.int_margin - moved).mean()
-            psi_int = (c.w_adv * gen_loss + c.int_lambda1 * fit
-                       + c.int_lambda2 * m.intervention.omega(z_d, types, ctx=ctx)
-                       + c.int_lambda3 * m.intervention.strength_penalty() + c.int_effect * effect)
-            terms["int_psi"] = psi_int
-            psi = psi + w["int"] * psi_int
-            # disc: Eq. 20's max over D on detached latents.
-            d_loss, _ = adversarial_losses(m.discriminator, z_d, z_int.detach())
-            terms["disc"] = d_loss
-            blocks["disc"] = c.w_adv * d_loss
+    def _contrastive_terms(self, st: _Step, cf, x_cf: torch.Tensor, y_cf: torch.Tensor) -> None:
+        """Eq. 16 with momentum keys (Alg. 2 line 20).
 
-        blocks["theta"], blocks["psi"] = theta, psi
-        w.observe({k: float(v.detach()) for k, v in terms.items() if k in self.TERMS})
-        w.maybe_update(step, total_steps)
-        return LossOutput(terms, blocks, dict(w.current))
+        The queries are the posterior's embedding of (Y, X) and its sample Z: phi learns from L_con
+        through them (heads frozen), theta through the heads f, g (queries detached), so each block
+        gets exactly its own gradient.
+        """
+        m, c, w, lr, z = self.model, self.cfg, st.w, st.lr, st.z
+        keep = torch.zeros(lr.shape[0], dtype=torch.bool, device=lr.device)
+        e_x = m.posterior.embed(lr, st.hr, drop_hr=keep)
+        with torch.no_grad():
+            e_cf = m.posterior.embed(y_cf, x_cf, drop_hr=keep)
+            f_k, g_k = m.f_momentum(e_cf), m.g_momentum(cf.z_cf)
+        st.terms["con"] = hierarchical_contrastive(m.f_head(e_x.detach()), f_k, m.g_head(z.detach()), g_k,
+                                                   c.contrast_tau, c.contrast_lambda)
+        con_phi = hierarchical_contrastive(frozen_call(m.f_head, e_x), f_k, frozen_call(m.g_head, z), g_k,
+                                           c.contrast_tau, c.contrast_lambda)
+        st.theta = st.theta + w["con"] * st.terms["con"]
+        st.blocks["phi"] = st.blocks["phi"] + w["con"] * con_phi
+
+    def _intervention_terms(self, st: _Step) -> None:
+        """Interventions (Eq. 17, 20, 21): L_int (theta), the generator side (psi), the discriminator."""
+        m, c, w, hr, lr = self.model, self.cfg, st.w, st.hr, st.lr
+        types = torch.randint(0, m.cfg.z_dim, (lr.shape[0],), device=lr.device)
+        z_d = st.z.detach()
+        z_int = m.intervention(z_d, types, ctx=st.ctx)
+        # theta: L_int = ||f(X, do(Z)) - f(X, Z)||^2 on the degradation mechanism.
+        st.terms["int"] = (m.mechanism(hr, z_int.detach()) - st.mean_lr.detach()).pow(2).mean()
+        st.theta = st.theta + w["int"] * st.terms["int"]
+        # psi: Eq. 20 generator side, discriminator and mechanism frozen.
+        logits_int = frozen_call(m.discriminator, z_int)
+        gen_loss = F.binary_cross_entropy_with_logits(logits_int, torch.ones_like(logits_int))
+        fit = (lr - frozen_call(m.mechanism, hr, z_int)).pow(2).mean()
+        # The intervention must act on its target factor: fit alone is minimised by the identity.
+        moved = (z_int - z_d).gather(1, types[:, None]).abs().squeeze(1)
+        effect = F.relu(c.int_margin - moved).mean()
+        psi_int = (c.w_adv * gen_loss + c.int_lambda1 * fit
+                   + c.int_lambda2 * m.intervention.omega(z_d, types, ctx=st.ctx)
+                   + c.int_lambda3 * m.intervention.strength_penalty() + c.int_effect * effect)
+        st.terms["int_psi"] = psi_int
+        st.psi = st.psi + w["int"] * psi_int
+        # disc: Eq. 20's max over D on detached latents.
+        d_loss, _ = adversarial_losses(m.discriminator, z_d, z_int.detach())
+        st.terms["disc"] = d_loss
+        st.blocks["disc"] = c.w_adv * d_loss
 
     def restorer_z(self, q: MultivariateNormal, factors: torch.Tensor) -> torch.Tensor:
         """Z for R: the posterior mean, its named dims replaced by the true factors with prob. p_oracle.
