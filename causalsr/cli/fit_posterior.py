@@ -28,7 +28,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from causalsr.config import ConfigError, load_config, to_dict
     from causalsr.inference import bundled
     from causalsr.models.model_file import load_pretrained, save_pretrained, with_model_overrides
     from causalsr.training.config import repo_root_of, resolve_path
@@ -40,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
         resolve_device,
     )
     from causalsr.training.runlog import device_name
+    from causalsr.yaml_config import ConfigError, load_config, to_dict
 
     missing = require_output(args, "fit-posterior")
     if missing is not None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from causalsr.atomic import atomic_write_text
 from causalsr.cli.common import FAILED, OK, USAGE, add_data_root_argument, add_output_argument, apply_data_root, error
-from causalsr.config import ConfigError, load_config, to_dict
+from causalsr.yaml_config import ConfigError, load_config, to_dict
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

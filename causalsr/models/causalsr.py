@@ -18,7 +18,6 @@ import torch
 import torch.nn as nn
 
 from causalsr.causal.counterfactuals import AdaptiveStrength
-from causalsr.config import ConfigError
 from causalsr.factors import N_NAMED
 from causalsr.models.backbone import BACKBONES
 from causalsr.models.config import ModelConfig
@@ -27,6 +26,7 @@ from causalsr.models.mechanism import DegradationMechanism
 from causalsr.models.posterior import DegradationPosterior
 from causalsr.models.prior import StructuredPrior
 from causalsr.models.semantic import SCT, build_semantic_encoder
+from causalsr.yaml_config import ConfigError
 
 
 def projection_head(in_dim: int, out_dim: int) -> nn.Sequential:

@@ -13,10 +13,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from causalsr.atomic import atomic_path, atomic_write_text
-from causalsr.config import apply_overrides, from_dict, to_dict
 from causalsr.models.causalsr import CausalSR
 from causalsr.models.config import ModelConfig
 from causalsr.stems import files_of, stem_of
+from causalsr.yaml_config import apply_overrides, from_dict, to_dict
 
 FORMAT = "causalsr-inference/1"
 

@@ -1,6 +1,6 @@
 """`TrainConfig`: the dataclass tree a training preset (configs/*.yaml) fills.
 
-Load with `causalsr.config.load_config(TrainConfig, path, overrides)`; every key
+Load with `causalsr.yaml_config.load_config(TrainConfig, path, overrides)`; every key
 of a preset must exist here, so a typo fails loudly.
 """
 from __future__ import annotations

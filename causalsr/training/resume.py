@@ -7,9 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from causalsr.config import to_dict
 from causalsr.training import checkpoint as ckpt
 from causalsr.training.errors import TrainingError
+from causalsr.yaml_config import to_dict
 
 if TYPE_CHECKING:
     from causalsr.training.trainer import Trainer

@@ -29,7 +29,6 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from causalsr.config import to_dict
 from causalsr.training import checkpoint as ckpt
 from causalsr.training import resume as resume_state
 from causalsr.training.config import TrainConfig
@@ -40,6 +39,7 @@ from causalsr.training.runlog import LossWindow, TrainLog, device_name
 from causalsr.training.sampling import EpochIndexed, GlobalBatchSampler, build_dataset
 from causalsr.training.validation import Validator
 from causalsr.training.warmstart import graft_context_from, reinitialise, warm_start
+from causalsr.yaml_config import to_dict
 
 BLOCKS = ("phi", "theta", "psi", "disc")
 

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 
-from causalsr.config import from_dict
 from causalsr.data.degradations import (
     PRESET_COMBINATIONS,
     PRESET_NAMES,
@@ -21,6 +20,7 @@ from causalsr.data.degradations import (
 )
 from causalsr.data.imresize import imresize, make_lr
 from causalsr.factors import FACTOR_NAMES
+from causalsr.yaml_config import from_dict
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,9 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from causalsr.config import load_config
 from causalsr.training import checkpoint as ckpt
 from causalsr.training.config import TrainConfig
+from causalsr.yaml_config import load_config
 from helpers import REPO, SMOKE, write_images
 
 

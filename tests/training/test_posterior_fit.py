@@ -8,7 +8,6 @@ import torch
 from PIL import Image
 
 from causalsr.cli.main import main
-from causalsr.config import to_dict
 from causalsr.data.datasets import HRPatchDataset, collate
 from causalsr.data.degradations import DegradationParams, SamplerConfig, degrade
 from causalsr.factors import N_NAMED
@@ -24,6 +23,7 @@ from causalsr.training.posterior_fit import (
     fit_posterior,
     rate_factor,
 )
+from causalsr.yaml_config import to_dict
 from helpers import REPO, tiny_config, write_images
 
 

@@ -14,10 +14,10 @@ import pytest
 import torch
 
 from causalsr.cli.main import main
-from causalsr.config import load_config
 from causalsr.training import checkpoint as ckpt
 from causalsr.training.config import TrainConfig
 from causalsr.training.trainer import GlobalBatchSampler, Trainer, TrainingError
+from causalsr.yaml_config import load_config
 from helpers import SMOKE, write_images
 
 

@@ -1,8 +1,8 @@
 import pytest
 
-from causalsr.config import ConfigError, load_config
 from causalsr.models.config import ModelConfig
 from causalsr.training.config import TrainConfig
+from causalsr.yaml_config import ConfigError, load_config
 from helpers import REPO
 
 
