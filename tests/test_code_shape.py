@@ -9,9 +9,6 @@ PACKAGE = Path(__file__).resolve().parents[1] / "causalsr"
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 60
 
-# "path::qualified.name" -> why it may stay longer. Keep this list short; each entry says why.
-FUNCTION_ALLOWED: set[str] = set()
-
 
 def _functions(tree: ast.AST, prefix: str = ""):
     for node in ast.iter_child_nodes(tree):
@@ -37,16 +34,7 @@ def test_no_function_over_the_line_limit():
     for p in _modules():
         rel = p.relative_to(PACKAGE).as_posix()
         for name, n in _functions(ast.parse(p.read_text(encoding="utf-8"))):
-            if n > MAX_FUNCTION_LINES and f"{rel}::{name}" not in FUNCTION_ALLOWED:
+            if n > MAX_FUNCTION_LINES:
                 over[f"{rel}::{name}"] = n
     assert not over, f"functions over {MAX_FUNCTION_LINES} lines: {over}"
 
-
-def test_allowed_entries_still_exist_and_are_still_long():
-    """An allow-list entry that was split or removed must leave the list."""
-    found = {}
-    for p in _modules():
-        rel = p.relative_to(PACKAGE).as_posix()
-        found.update({f"{rel}::{name}": n for name, n in _functions(ast.parse(p.read_text(encoding="utf-8")))})
-    stale = [k for k in FUNCTION_ALLOWED if found.get(k, 0) <= MAX_FUNCTION_LINES]
-    assert not stale, f"remove from FUNCTION_ALLOWED (no longer over {MAX_FUNCTION_LINES} lines): {stale}"

@@ -150,7 +150,9 @@ def _part(value: float | None, threshold: str, ok: Callable[[float], bool], **ex
 
 
 @contextmanager
-def _capture_trunks(conditioning, store: list):
+def capture_trunks(conditioning, store: list):
+    """While active, append (cond hidden, context map averaged over its grid or None) per call of `conditioning`."""
+
     def hook(_module, _inputs, output):
         h, ctx_map = output
         store.append((h.detach().flatten(1).clone(),
@@ -217,7 +219,7 @@ def _measure(model, lrs, hrs) -> dict:
         with torch.no_grad():
             z, tokens, pooled = model.condition(lr)
             if conditioning is not None:
-                with _capture_trunks(conditioning, m["trunks"]):
+                with capture_trunks(conditioning, m["trunks"]):
                     model.restore(lr, z, tokens, pooled)
         m["pooled"].append(pooled)
         m["inputs"].append((lr, z, tokens, pooled))

@@ -69,23 +69,23 @@ def graft_context(model, donor: dict[str, torch.Tensor], probes: list[torch.Tens
     images). The restorer then starts exactly where it was, and training grows
     the zeroed weights from a context that varies. Returns the tensors copied.
     """
+    from causalsr.evaluation.liveness import capture_trunks
     from causalsr.models.backbone import LevelConditioning
 
     was_training = model.training
     model.eval()
     conditioning = model.restorer.conditioning
-    trunk_out: list[torch.Tensor] = []
-    hook = conditioning.ctx.register_forward_hook(lambda _m, _i, out: trunk_out.append(out.flatten(0, -2)))
+    trunks: list = []
     pooled = []
     try:
-        for lr in probes:
-            z, tokens, p = model.condition(lr)
-            pooled.append(p)
-            model.restore(lr, z, tokens, p)
+        with capture_trunks(conditioning, trunks):
+            for lr in probes:
+                z, tokens, p = model.condition(lr)
+                pooled.append(p)
+                model.restore(lr, z, tokens, p)
     finally:
-        hook.remove()
         model.train(was_training)
-    t0, p0 = torch.cat(trunk_out).mean(0), torch.cat(pooled).mean(0)
+    t0, p0 = torch.cat([ctx for _, ctx in trunks]).mean(0), torch.cat(pooled).mean(0)
     state = model.state_dict()
     copied = {k: v for k, v in donor.items()
               if k.startswith(("sct.", "restorer.conditioning.ctx.")) and k in state and state[k].shape == v.shape}
