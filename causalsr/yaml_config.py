@@ -3,6 +3,11 @@
 `load_config(path, overrides)` reads a YAML preset into a dataclass tree and
 applies `--set a.b=value` overrides (values parsed as YAML scalars). Unknown
 keys are errors, so a typo in a preset never passes silently.
+
+A preset may name another as `base: other.yaml`: it is loaded first and the
+preset's sections merge into it. A mapping tagged `!replace` replaces the
+base's mapping instead of merging into it (e.g. the backbone arguments of a
+different backbone, which must not keep the base backbone's keys).
 """
 from __future__ import annotations
 
@@ -77,12 +82,35 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | None) -> dict[s
     return data
 
 
+class Replace(dict):
+    """A mapping tagged `!replace` in YAML: it replaces the base preset's mapping instead of merging into it."""
+
+
+class _Loader(yaml.SafeLoader):
+    """yaml.safe_load plus the `!replace` tag."""
+
+
+_Loader.add_constructor("!replace", lambda loader, node: Replace(loader.construct_mapping(node, deep=True)))
+
+
 def merge(base: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
-    """`child` over `base`, section by section (nested mappings merge; other values replace)."""
+    """`child` over `base`, section by section (nested mappings merge, `Replace` ones and other values replace)."""
     out = dict(base)
     for k, v in child.items():
-        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        if isinstance(v, Replace):
+            out[k] = dict(v)
+        elif isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = merge(out[k], v)
+        else:
+            out[k] = v
     return out
+
+
+def _plain(node: Any) -> Any:
+    """`node` with every `Replace` marker turned into a plain dict (the tag only matters while merging)."""
+    if isinstance(node, dict):
+        return {k: _plain(v) for k, v in node.items()}
+    return node
 
 
 def load_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
@@ -91,7 +119,7 @@ def load_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     if path.resolve() in _seen:
         raise ConfigError(f"{path}: presets inherit from each other in a loop")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader) or {}  # a SafeLoader subclass
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
     except yaml.YAMLError as e:
@@ -100,8 +128,8 @@ def load_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         raise ConfigError(f"{path}: top level must be a mapping")
     base = data.pop("base", None)
     if base is None:
-        return data
-    return merge(load_yaml(path.parent / str(base), (*_seen, path.resolve())), data)
+        return _plain(data)
+    return _plain(merge(load_yaml(path.parent / str(base), (*_seen, path.resolve())), data))
 
 
 def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] | None = None) -> T:

@@ -48,3 +48,13 @@ def test_shipped_act_presets_load_through_their_bases():
     cfg = load_config(TrainConfig, REPO / "configs" / "cpu-act.yaml")
     assert cfg.model.backbone_args["factor_maps"] == 3 and cfg.model.backbone_args["trunk"] == "silu"
     assert cfg.data.batch_size == 16 and cfg.loss.p_oracle == 0.5 and cfg.data.sampler.jpeg_quality == (10, 95)
+
+
+def test_replace_tag_replaces_the_bases_mapping_instead_of_merging(tmp_path):
+    (tmp_path / "base.yaml").write_text("model: {backbone_args: {n_feats: 48, n_blocks: 8, trunk: silu}}\n")
+    (tmp_path / "merged.yaml").write_text("base: base.yaml\nmodel: {backbone_args: {width: 0.5}}\n")
+    (tmp_path / "replaced.yaml").write_text("base: base.yaml\nmodel: {backbone_args: !replace {width: 0.5}}\n")
+    merged = load_config(TrainConfig, tmp_path / "merged.yaml").model.backbone_args
+    replaced = load_config(TrainConfig, tmp_path / "replaced.yaml").model.backbone_args
+    assert merged == {"n_feats": 48, "n_blocks": 8, "trunk": "silu", "width": 0.5}
+    assert replaced == {"width": 0.5} and type(replaced) is dict  # a plain dict: YAML-dumpable in config.yaml

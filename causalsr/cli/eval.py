@@ -84,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
         do = parse_do(args.do)
         method = load_method(args.method, device=device)
         results = evaluate(method, args.datasets, args.scales, args.degradation, tuple(args.metrics),
-                           args.grey_convention, args.save_images, do=do, condition=args.condition)
+                           args.grey_convention, args.save_images, do=do, condition=args.condition,
+                           metrics_device=str(device))
     except (KeyError, ImportError, ValueError, FileNotFoundError) as e:
         return error("eval", str(e.args[0] if isinstance(e, KeyError) else e), USAGE)
     print(f"Y-channel PSNR/SSIM, border crop = scale, grey convention: {args.grey_convention}"

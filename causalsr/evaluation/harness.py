@@ -134,11 +134,13 @@ def told_factors(degradation: str, scale: int) -> dict[int, float]:
 def evaluate_image(method: Method, hr: np.ndarray, scale: int, degradation: str, metrics: tuple[str, ...],
                    grey: bool = False, grey_convention: str = "basicsr",
                    lr_cache: Path | None = None, do: dict[str, float] | None = None,
-                   told: dict[int, float] | None = None) -> tuple[np.ndarray, dict[str, float]]:
+                   told: dict[int, float] | None = None,
+                   metrics_device: str = "cpu") -> tuple[np.ndarray, dict[str, float]]:
     """Run the protocol on one HR uint8 image; returns the SR image and its metric values.
 
     `do` ({factor: physical value}) and `told` ({factor index: normalised value},
     see `told_factors`) go to a conditionable method (`CausalSRMethod`).
+    Perceptual metrics run on `metrics_device`.
     """
     hr = crop_to_multiple(hr, scale)
     lr = make_lr_cached(hr, scale, degradation, lr_cache)
@@ -153,7 +155,7 @@ def evaluate_image(method: Method, hr: np.ndarray, scale: int, degradation: str,
         elif m == "ssim":
             values[m] = ssim(hr, sr, crop=scale, grey=grey, grey_convention=grey_convention)
         else:
-            values[m] = perceptual(m, hr, sr)
+            values[m] = perceptual(m, hr, sr, metrics_device)
     return sr, values
 
 
@@ -198,7 +200,7 @@ def evaluate(method: Method, datasets: list[str], scales: list[int], degradation
              metrics: tuple[str, ...] = ("psnr", "ssim"), grey_convention: str = "basicsr",
              save_images: Path | None = None, lr_cache: Path | None = None,
              progress: bool | None = None, do: dict[str, float] | None = None,
-             condition: str = "blind") -> list[DatasetResult]:
+             condition: str = "blind", metrics_device: str = "cpu") -> list[DatasetResult]:
     """Benchmark `method` on every dataset (name or folder) at every scale and degradation.
 
     `degradation`: one preset or spec (see `degradations.parse_degradation`) or a
@@ -208,7 +210,7 @@ def evaluate(method: Method, datasets: list[str], scales: list[int], degradation
     `failures` and skipped. `progress=None` shows a tqdm bar on stderr only when
     it is a terminal. Saved images go to ``save_images/method/dataset/xS/``,
     plus a sub-folder per degradation and conditioning unless the run is one
-    blind degradation without `do`.
+    blind degradation without `do`. Perceptual metrics (LPIPS, DISTS) run on `metrics_device`.
     """
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
@@ -231,7 +233,7 @@ def evaluate(method: Method, datasets: list[str], scales: list[int], degradation
                 res = DatasetResult(method.name, name, scale, deg, tuple(metrics), condition=condition, do=do)
                 sub = None if plain_run else _image_folder(deg, condition, do)
                 _run_images(res, method, files, scale, deg, tuple(metrics), grey_convention, lr_cache, do, told,
-                            save_images, sub, progress)
+                            save_images, sub, progress, metrics_device)
                 results.append(res)
     return results
 
@@ -246,7 +248,7 @@ def _image_folder(degradation: str, condition: str, do: dict[str, float]) -> str
 def _run_images(res: DatasetResult, method: Method, files: list[Path], scale: int, degradation: str,
                 metrics: tuple[str, ...], grey_convention: str, lr_cache: Path | None, do: dict[str, float],
                 told: dict[int, float] | None, save_images: Path | None, sub: str | None,
-                progress: bool | None) -> None:
+                progress: bool | None, metrics_device: str = "cpu") -> None:
     """Evaluate every file of one (dataset, scale, degradation) into `res`; failures are recorded, not raised."""
     name = res.dataset
     desc = f"{res.label} {name} x{scale}" + ("" if sub is None else f" {degradation}")
@@ -254,7 +256,7 @@ def _run_images(res: DatasetResult, method: Method, files: list[Path], scale: in
         try:
             hr, grey = load_hr_uint8(path)
             sr, values = evaluate_image(method, hr, scale, degradation, metrics, grey, grey_convention,
-                                        lr_cache, do, told)
+                                        lr_cache, do, told, metrics_device)
         except ValueError as e:  # ImageReadError included
             msg = str(e)
             res.failures.append(msg if str(path) in msg else f"{path}: {msg}")

@@ -7,8 +7,10 @@ Parts and parameter blocks (Algorithm 2):
   f, g of Eq. 16.
 - psi: `intervention` g_psi (Eq. 17) and the adaptive strength h_psi (Alg. 1 line 7).
 - disc: the latent discriminator of Eq. 20.
-The frozen semantic encoder E (Eq. 7) belongs to no block and is never saved:
-its weights come from its own package.
+The frozen semantic encoder E (Eq. 7) belongs to no block. Model files hold its
+weights; a new model takes them from the encoder's package, and training
+checkpoints leave them out. The discriminator and the contrastive heads (with
+their momentum copies) serve training only; a model file may leave them out.
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from causalsr.models.intervention import InterventionNet, LatentDiscriminator
 from causalsr.models.mechanism import DegradationMechanism
 from causalsr.models.posterior import DegradationPosterior
 from causalsr.models.prior import StructuredPrior
-from causalsr.models.semantic import SCT, build_semantic_encoder
+from causalsr.models.semantic import SCT, SEMANTIC_ENCODERS, build_semantic_encoder
 from causalsr.yaml_config import ConfigError
 
 
@@ -40,9 +42,14 @@ class CausalSR(nn.Module):
     Args:
         cfg: a `ModelConfig`; its switches (`use_cf`, `use_int`, `use_sp`,
             `use_sct`, `plain`) build the ablations of Table IV.
+        training_parts: build the parts only training uses (discriminator,
+            contrastive heads f and g and their momentum copies).
+        pretrained_encoder: load the semantic encoder's pretrained weights; False
+            builds an encoder whose weights model files carry untrained, for a
+            loader that then loads them from the file.
     """
 
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, training_parts: bool = True, pretrained_encoder: bool = True):
         super().__init__()
         if cfg.z_dim < N_NAMED:
             raise ConfigError(f"z_dim must be at least {N_NAMED} (the named factors), got {cfg.z_dim}")
@@ -69,14 +76,18 @@ class CausalSR(nn.Module):
             self.mechanism = DegradationMechanism(
                 scale=cfg.scale, z_dim=cfg.z_dim, n_feats=cfg.mechanism_feats, blur_ksize=cfg.mechanism_blur_ksize
             )
-            self.f_head = projection_head(self.posterior.embed_dim, cfg.contrast_dim)
-            self.g_head = projection_head(cfg.z_dim, cfg.contrast_dim)
+            if training_parts:
+                self.f_head = projection_head(self.posterior.embed_dim, cfg.contrast_dim)
+                self.g_head = projection_head(cfg.z_dim, cfg.contrast_dim)
         if self.use_sct:
-            self.semantic = build_semantic_encoder(cfg.semantic, **cfg.semantic_args)
+            untrained = not pretrained_encoder and SEMANTIC_ENCODERS.get(cfg.semantic).in_model_file
+            encoder_args = dict(cfg.semantic_args, **({"pretrained": False} if untrained else {}))
+            self.semantic = build_semantic_encoder(cfg.semantic, **encoder_args)
             self.sct = SCT(self.semantic.out_dim, d=d, heads=cfg.sct_heads, dropout=cfg.sct_dropout)
         if self.use_int:
             self.intervention = InterventionNet(z_dim=cfg.z_dim, ctx_dim=d, hidden=cfg.intervention_hidden)
-            self.discriminator = LatentDiscriminator(z_dim=cfg.z_dim, hidden=cfg.intervention_hidden)
+            if training_parts:
+                self.discriminator = LatentDiscriminator(z_dim=cfg.z_dim, hidden=cfg.intervention_hidden)
         if self.use_cf:
             self.h_psi = AdaptiveStrength(scale=cfg.scale)
         self.cond_dim = cfg.z_dim + d
@@ -84,7 +95,7 @@ class CausalSR(nn.Module):
             scale=cfg.scale, cond_dim=self.cond_dim, ctx_dim=d, **cfg.backbone_args
         )
         self._xavier_init()
-        if causal:
+        if causal and training_parts:
             # Alg. 2 line 20: momentum (EMA) copies of the contrastive encoders provide the keys.
             self.f_momentum = copy.deepcopy(self.f_head).requires_grad_(False)
             self.g_momentum = copy.deepcopy(self.g_head).requires_grad_(False)
@@ -195,7 +206,7 @@ class CausalSR(nn.Module):
         return self.prior.do(z, ctx_pooled, interventions, adjacency=self.prior_adjacency())
 
 
-_MOVED = ("FORMAT", "save_pretrained", "load_pretrained", "with_model_overrides", "_weights_state")
+_MOVED = ("FORMAT", "save_pretrained", "load_pretrained", "with_model_overrides")
 
 
 def __getattr__(name: str):

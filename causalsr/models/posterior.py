@@ -159,7 +159,9 @@ class DegradationPosterior(nn.Module):
         self.p_unknown = p_unknown
         if lr_depth < 0:
             raise ValueError(f"lr_depth must be >= 0, got {lr_depth}")
-        self.lr_branch = _branch(3, n_feats)
+        # The LR branch, split where the residual blocks go: lr_stem (full resolution), lr_blocks, lr_down.
+        lr_branch = list(_branch(3, n_feats))
+        self.lr_stem, self.lr_down = nn.Sequential(*lr_branch[:2]), nn.Sequential(*lr_branch[2:])
         self.lr_blocks = nn.Sequential(*(ResidualConv(n_feats) for _ in range(lr_depth)))
         self.hr_branch = _branch(3 * scale * scale, n_feats)
         self.unknown = nn.Parameter(torch.zeros(n_feats))
@@ -308,8 +310,7 @@ class DegradationPosterior(nn.Module):
                        n: int) -> torch.Tensor:
         """Pooled features (B*n, n_feats) of crops (B*n, 3, h, w) that hold `n` crops per image; `drop_hr` (B,)
         is set whenever `hr_c` is."""
-        # The blocks sit after the full-resolution conv; slicing keeps the branch's checkpoint keys.
-        feat_lr = self.lr_branch[2:](self.lr_blocks(self.lr_branch[:2](lr_c - 0.5)))
+        feat_lr = self.lr_down(self.lr_blocks(self.lr_stem(lr_c - 0.5)))
         unknown = self.unknown.view(1, -1, 1, 1).expand_as(feat_lr)
         if hr_c is None:
             feat_hr = unknown

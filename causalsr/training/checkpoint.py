@@ -3,7 +3,7 @@
 A checkpoint `<out_dir>/checkpoints/step_00001000` is two files:
 
 - `.safetensors`: the model's state dict without the frozen semantic encoder
-  (its weights come from its own package), so weights never need unpickling;
+  (a run takes its weights from the encoder's package), so weights never need unpickling;
 - `.state.pt`: everything else needed to continue exactly (optimiser moments and
   Eq. 26 norms, LR schedulers, the Objective's Eq. 24 state, RNG states, step and
   data position), holding only tensors and primitive containers so that it loads
@@ -183,7 +183,12 @@ def resolve_resume(resume: str, out_dir: str | Path) -> Path | None:
 
 
 def load_weights(model: torch.nn.Module, tensors: dict[str, torch.Tensor], source: str | Path) -> None:
-    """Load checkpoint weights into `model`; every stored key (frozen encoder aside) must match."""
+    """Load checkpoint weights into `model`; every stored key (frozen encoder aside) must match.
+
+    Tensor names of older checkpoints are upgraded first (`file_format.upgrade_names`)."""
+    from causalsr.models.file_format import upgrade_names
+
+    tensors = upgrade_names(tensors)
     expected = {k: v for k, v in model.state_dict().items() if not k.startswith(FROZEN_PREFIXES)}
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import torch
 
-from causalsr.stems import files_of, stem_of
+from causalsr.models.file_format import CONFIG_KEY, ENCODER_PREFIX, upgrade_names
+from causalsr.stems import model_files
 from causalsr.training.errors import TrainingError
 
 
@@ -34,26 +35,37 @@ def reinitialise(model: torch.nn.Module, name: str) -> None:
     print(f"causalsr train: {name} re-initialised", file=sys.stderr)
 
 
+def read_model_tensors(path: Path, option: str) -> dict[str, torch.Tensor]:
+    """The tensors of model file `path` (a folder, stem or file) under current names (`upgrade_names`);
+    TrainingError naming `option` when it is absent."""
+    from safetensors.torch import load_file
+
+    file, _ = model_files(path)
+    if not file.is_file():
+        raise TrainingError(f"{file}: {option} model not found")
+    source = load_file(str(file))
+    source.pop(CONFIG_KEY, None)
+    return upgrade_names(source)
+
+
 def warm_start(model: torch.nn.Module, path: Path) -> tuple[int, int]:
     """Copy every tensor of checkpoint `path` whose name and shape match `model`; returns (copied, total).
 
-    Reads safetensors only. Used to start an x2/x3 run from an x4 model: the
-    layers whose shape depends on the scale keep their fresh initialisation.
+    Reads safetensors only (a model folder, stem or training checkpoint). Used to
+    start an x2/x3 run from an x4 model: the layers whose shape depends on the
+    scale keep their fresh initialisation.
     A conv that gained input channels (`factor_maps`) keeps the old weights
     in its leading channels and starts the new ones at zero.
     """
-    from safetensors.torch import load_file
-
-    file, _ = files_of(stem_of(path))
-    if not file.is_file():
-        raise TrainingError(f"{file}: run.init_from checkpoint not found")
-    source = load_file(str(file))
+    source = read_model_tensors(path, "run.init_from")
     state = model.state_dict()
+    # The frozen encoder is not copied: the run keeps its package weights, which its checkpoints leave out.
+    source = {k: v for k, v in source.items() if not k.startswith(ENCODER_PREFIX)}
     matched = {k: v for k, v in source.items() if k in state and state[k].shape == v.shape}
     matched.update({k: grown_input(v, state[k]) for k, v in source.items()
                     if k in state and is_grown_input(v, state[k])})
     model.load_state_dict(matched, strict=False)
-    print(f"causalsr train: warm start from {file}: {len(matched)} of {len(state)} tensors copied", file=sys.stderr)
+    print(f"causalsr train: warm start from {path}: {len(matched)} of {len(state)} tensors copied", file=sys.stderr)
     return len(matched), len(state)
 
 
@@ -105,14 +117,11 @@ def graft_context(model, donor: dict[str, torch.Tensor], probes: list[torch.Tens
 
 
 def graft_context_from(model, path: Path) -> int:
-    """`graft_context` with the donor read from safetensors `path` and the liveness probe images."""
-    from safetensors.torch import load_file
-
+    """`graft_context` with the donor read from model `path` and the liveness probe images."""
     from causalsr.evaluation.liveness import probe_images
 
-    file, _ = files_of(stem_of(path))
-    if not file.is_file():
-        raise TrainingError(f"{file}: run.context_from model not found")
+    donor = read_model_tensors(path, "run.context_from")
     lrs, _ = probe_images(model.scale, n=8)
     device = next(model.parameters()).device
-    return graft_context(model, load_file(str(file), device=str(device)), [torch.cat(lrs).to(device)])
+    donor = {k: v.to(device) for k, v in donor.items()}
+    return graft_context(model, donor, [torch.cat(lrs).to(device)])

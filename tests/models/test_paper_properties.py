@@ -48,8 +48,9 @@ def test_eq3_elbo_assembles_and_lower_bounds_the_evidence(make_tiny_model):
 
 
 def test_eq7_encoder_is_frozen_inside_the_model(make_tiny_model):
-    """E gets no gradient from the full objective, sits in no optimiser block, is not saved, stays in eval."""
-    from causalsr.models.model_file import _weights_state
+    """E gets no gradient from the full objective, sits in no optimiser block, is not in training checkpoints,
+    stays in eval."""
+    from causalsr.training.checkpoint import weights_state
 
     model = make_tiny_model(2)
     model.train()
@@ -62,7 +63,7 @@ def test_eq7_encoder_is_frozen_inside_the_model(make_tiny_model):
     assert all(not p.requires_grad and p.grad is None for p in model.semantic.parameters())
     in_blocks = {id(p) for ps in model.parameter_blocks().values() for p in ps}
     assert not in_blocks & {id(p) for p in model.semantic.parameters()}
-    assert not any(k.startswith("semantic.") for k in _weights_state(model))
+    assert not any(k.startswith("semantic.") for k in weights_state(model))
     after = model.semantic.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)  # BatchNorm statistics untouched too
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.sct.parameters())

