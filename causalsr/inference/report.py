@@ -1,6 +1,7 @@
 """`Upscaler.analyze`'s result: the named degradation factors in physical units, with uncertainty from Sigma."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,11 +73,17 @@ class FactorReport:
         }
 
 
-def factor_report(q: torch.distributions.MultivariateNormal) -> FactorReport:
-    """The report of posterior q(Z | Y) (batch of one): its mean and covariance mapped to physical units."""
+def factor_report(q: torch.distributions.MultivariateNormal, sd_scale: Sequence[float] | None = None) -> FactorReport:
+    """The report of posterior q(Z | Y) (batch of one): its mean and covariance mapped to physical units.
+
+    ``sd_scale`` multiplies each named factor's standard deviation (correlations unchanged): the interval
+    calibration a model file carries (`ModelConfig.posterior_sd_scale`).
+    """
     mean = q.mean[0].double().cpu()
     cov = q.covariance_matrix[0].double().cpu()
     span = scale_factors().double()
+    if sd_scale is not None:
+        span = span * torch.tensor(list(sd_scale), dtype=torch.float64)
     values = denormalise(mean[:N_NAMED])
     cov_named = cov[:N_NAMED, :N_NAMED] * torch.outer(span, span)
     std = cov_named.diagonal().sqrt()

@@ -340,7 +340,7 @@ class Upscaler:
         q = self.model.infer_z(lr)
         if q is None:
             raise ValueError("this model has no degradation latent Z (plain model): nothing to analyze")
-        report = factor_report(q)
+        report = factor_report(q, self.model.cfg.posterior_sd_scale)
         if isinstance(img, Image.Image):
             report.container = container_quality(img)
         elif isinstance(img, LoadedImage) and img.path.is_file():

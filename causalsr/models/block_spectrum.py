@@ -93,8 +93,10 @@ def grid_window(img: torch.Tensor, offset: torch.Tensor, scale: int = 1) -> torc
     h, w = _size(img, -2), _size(img, -1)
     trim = scale * BLOCK - scale
     small = torch.minimum(h, w) < scale * GRID_MIN_SIDE
-    rows = torch.arange(torch.where(small, h, h - trim), device=img.device)[None] + scale * offset[:, :1]
-    cols = torch.arange(torch.where(small, w, w - trim), device=img.device)[None] + scale * offset[:, 1:]
+    # arange of a 0-d tensor: a traced graph keeps the window's size dynamic (torch's stubs want a number)
+    rows = torch.arange(torch.where(small, h, h - trim), device=img.device)[None]  # type: ignore[call-overload]
+    cols = torch.arange(torch.where(small, w, w - trim), device=img.device)[None]  # type: ignore[call-overload]
+    rows, cols = rows + scale * offset[:, :1], cols + scale * offset[:, 1:]
     b, c = img.shape[0], img.shape[1]
     img = img.gather(2, rows[:, None, :, None].expand(b, c, -1, img.shape[-1]))
     return img.gather(3, cols[:, None, None, :].expand(b, c, img.shape[-2], -1))

@@ -16,13 +16,10 @@ By default an LR image longer than ``max_side`` gets 2x2 crops of 128 pixels;
 the LR training-patch size: pooled features of a 24x24 patch and of a whole
 image differ (border effects), and the head only ever saw the former.
 
-Optionally (``spectrum=True``) the pooled features also receive a block-DCT
-spectrum of Y's luminance: the mean |coefficient| of each of the 64 8x8 DCT
-frequencies on the JPEG-aligned grid and on a grid shifted by 4 pixels. JPEG
-quantisation zeroes high frequencies on the aligned grid only, noise lifts all
-frequencies on both and blur lowers them smoothly, so the three named factors
-become visible to a few linear layers. The strided convs alone never learnt
-JPEG quality (listed deviation in docs/paper-mapping.md, with the measurement).
+Optionally (``spectrum=True``) the pooled features also receive the
+block-DCT spectrum of Y's luminance (`causalsr.models.block_spectrum`). With
+``grid_align=True`` every image is read from the origin of the JPEG grid found
+in it, so a JPEG cropped after compression still reads as one.
 
 Tracing (ONNX export): the crop rule and the spectrum's padding of tiny inputs
 depend on the input size, which a trace would freeze. While tracing, both are
@@ -41,6 +38,7 @@ from torch import nn
 from torch.distributions import MultivariateNormal
 
 from causalsr.models.backbone import zero_init
+from causalsr.models.block_spectrum import BlockSpectrum, _size, grid_window, jpeg_grid_offset
 
 
 def _branch(in_ch: int, n_feats: int) -> nn.Sequential:
@@ -71,49 +69,6 @@ class ResidualConv(nn.Module):
         return x + self.body(x)
 
 
-def _size(x: torch.Tensor, dim: int) -> torch.Tensor:
-    """``x.shape[dim]`` as a 0-d int64 tensor; while tracing it is the traced size, so the graph keeps it dynamic."""
-    size = x.shape[dim]
-    return size if isinstance(size, torch.Tensor) else torch.tensor(size)
-
-
-def dct_basis(n: int = 8) -> torch.Tensor:
-    """Orthonormal 2-D DCT-II basis as (n*n, 1, n, n) conv filters."""
-    k = torch.arange(n, dtype=torch.float64)
-    c = torch.cos(math.pi * (2 * k[None, :] + 1) * k[:, None] / (2 * n))  # (freq, pos)
-    c[0] /= math.sqrt(2.0)
-    c *= math.sqrt(2.0 / n)
-    return torch.einsum("ux,vy->uvxy", c, c).reshape(n * n, 1, n, n).float()
-
-
-class BlockSpectrum(nn.Module):
-    """log mean |8x8 DCT coefficient| per frequency, on the aligned and the 4-pixel-shifted grid: (B, 128)."""
-
-    block = 8
-    out_dim = 2 * 64
-    eps = 1e-4
-    basis: torch.Tensor  # buffers, registered in __init__
-    luma: torch.Tensor
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.register_buffer("basis", dct_basis(self.block), persistent=False)
-        self.register_buffer("luma", torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1), persistent=False)
-
-    def forward(self, img: torch.Tensor) -> torch.Tensor:
-        y = (img * self.luma).sum(1, keepdim=True)
-        half, need = self.block // 2, self.block + self.block // 2
-        if torch.jit.is_tracing():  # the same padding with constant widths and a traced end, for any size
-            h, w = _size(y, -2), _size(y, -1)
-            y = F.pad(y, (0, need, 0, need), mode="replicate")[..., :torch.clamp(h, min=need),
-                                                                :torch.clamp(w, min=need)]
-        elif y.shape[-2] < need or y.shape[-1] < need:  # tiny inputs: replicate up to one shifted block
-            y = F.pad(y, (0, max(0, need - y.shape[-1]), 0, max(0, need - y.shape[-2])), mode="replicate")
-        feats = [F.conv2d(y[..., o:, o:], self.basis, stride=self.block).abs().mean((-2, -1)) for o in (0, half)]
-        # log-magnitudes of 0-1 images lie in about [-9, -1]; centre them near 0 for the MLP.
-        return (torch.log(torch.cat(feats, 1) + self.eps) + 5.0) / 2.0
-
-
 class DegradationPosterior(nn.Module):
     """q_phi(Z | X, Y) = N(mu_phi(X, Y), Sigma_phi(X, Y)), Sigma = L L^T (paper Eq. 2).
 
@@ -130,6 +85,8 @@ class DegradationPosterior(nn.Module):
             full-resolution conv; 0 is the paper-sized encoder. Added to see
             finer evidence (the paper's mild 3x3 blur); measured, 8 blocks did
             not (docs/paper-mapping.md deviation 34).
+        grid_align: read each image from the origin of its JPEG grid
+            (`jpeg_grid_offset`, `grid_window`), not from pixel (0, 0) (deviation 39).
 
     Cost: three 3x3 convs per branch (plus 2 per ``lr_depth`` block), two of
     them strided, a 1x1 + 3x3 fusion and a 2-layer MLP; an LR image longer
@@ -145,7 +102,7 @@ class DegradationPosterior(nn.Module):
 
     def __init__(
         self, scale: int = 4, z_dim: int = 8, n_feats: int = 32, p_unknown: float = 0.5, spectrum: bool = False,
-        analysis_crop: int = 0, lr_depth: int = 0,
+        analysis_crop: int = 0, lr_depth: int = 0, grid_align: bool = False,
     ):
         super().__init__()
         if not 0.0 <= p_unknown <= 1.0:
@@ -153,6 +110,7 @@ class DegradationPosterior(nn.Module):
         if analysis_crop < 0 or analysis_crop % 8:
             raise ValueError(f"analysis_crop must be 0 or a positive multiple of 8, got {analysis_crop}")
         self.analysis_crop = analysis_crop
+        self.grid_align = grid_align
         self.scale = scale
         self.z_dim = z_dim
         self.n_feats = n_feats
@@ -301,6 +259,9 @@ class DegradationPosterior(nn.Module):
                     drop_hr = torch.rand(b, generator=generator, device=lr.device) < self.p_unknown
                 else:
                     drop_hr = torch.zeros(b, dtype=torch.bool, device=lr.device)
+        if self.grid_align:
+            offset = jpeg_grid_offset(lr)
+            lr, hr = grid_window(lr, offset), None if hr is None else grid_window(hr, offset, self.scale)
         if torch.jit.is_tracing():
             return self._embed_traceable(lr, hr, drop_hr)
         lr_c, hr_c, n = self._crops(lr, hr)

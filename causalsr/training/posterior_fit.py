@@ -26,6 +26,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
@@ -61,6 +62,7 @@ class PosteriorFitConfig:
     blur_twins: bool = False  # show each image also with its blur toggled (batch_size counts pairs then)
     w_rank: float = 0.0       # weight of the paired term: the blurred twin reads more blur (needs blur_twins)
     rank_scale: float = 0.05  # normalised blur difference that counts as one logit in that term
+    interval_draws: int = 0   # then calibrate analyze's +-: degradations per whole training image; 0 = off
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
 
 
@@ -190,7 +192,7 @@ def fit_posterior(model: torch.nn.Module, cfg: PosteriorFitConfig, log=print) ->
     reference = copy.deepcopy(post).eval().requires_grad_(False)
     model.eval().requires_grad_(False)
     post.train().requires_grad_(True)
-    loader = _loader(post, cfg, device)
+    loader: Iterable[dict] = _loader(post, cfg, device) if cfg.steps > 0 else []  # 0 steps: intervals only
     opt = torch.optim.Adam(post.parameters(), lr=cfg.lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: rate_factor(step, cfg.steps, cfg.warmup_steps))
     losses: list[float] = []

@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from causalsr.data.degradations import jpeg_roundtrip
-from causalsr.models.posterior import BlockSpectrum, DegradationPosterior, dct_basis
+from causalsr.models.block_spectrum import BlockSpectrum, dct_basis
+from causalsr.models.posterior import DegradationPosterior
 from helpers import photo
 
 

@@ -1,0 +1,63 @@
+"""analyze's interval calibration (causalsr/training/interval_calibration.py, deviation 40)."""
+import numpy as np
+import pytest
+import torch
+from torch.distributions import MultivariateNormal
+
+from causalsr.cli.main import main
+from causalsr.data.degradations import SamplerConfig
+from causalsr.factors import scale_factors
+from causalsr.inference.report import factor_report
+from causalsr.models.causalsr import CausalSR
+from causalsr.models.model_file import load_pretrained, save_pretrained
+from causalsr.training.interval_calibration import Z90, interval_scale, standardised_errors
+from helpers import tiny_config, write_images
+
+
+def test_interval_scale_recovers_the_spread_of_gaussian_errors():
+    """|N(0, s^2)| / 1 has its 90% quantile at Z90 * s, so the fitted scale is s."""
+    rng = np.random.default_rng(0)
+    errors = np.abs(rng.normal(0.0, [0.5, 1.0, 3.0], size=(200_000, 3)))
+    assert np.allclose(interval_scale(errors), [0.5, 1.0, 3.0], rtol=0.02)
+    assert np.mean(errors <= Z90 * np.array(interval_scale(errors)), axis=0) == pytest.approx([0.9] * 3, abs=1e-3)
+
+
+def test_report_scales_each_sd_and_keeps_the_correlations():
+    torch.manual_seed(0)
+    a = torch.randn(5, 5)
+    q = MultivariateNormal(torch.rand(1, 5), covariance_matrix=(a @ a.T + torch.eye(5))[None] * 1e-3)
+    plain, scaled = factor_report(q), factor_report(q, [0.5, 2.0, 1.0])
+    for name, s in zip(("blur", "noise", "jpeg"), (0.5, 2.0, 1.0)):
+        assert scaled.factors[name].std == pytest.approx(s * plain.factors[name].std)
+        assert scaled.factors[name].value == plain.factors[name].value
+    assert np.allclose(scaled.correlation, plain.correlation)
+    assert plain.factors["noise"].std == pytest.approx(float(q.covariance_matrix[0, 1, 1].sqrt() * scale_factors()[1]))
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    return write_images(tmp_path_factory.mktemp("hr"), 4, 48)
+
+
+def _model() -> CausalSR:
+    torch.manual_seed(0)
+    return CausalSR(tiny_config(scale=2, posterior_crop=8, posterior_spectrum=True,
+                                semantic_args={"pretrained": False, "input_size": 64})).eval()
+
+
+def test_cli_stores_the_scale_that_gives_90_percent_coverage(images, tmp_path):
+    src = tmp_path / "m"
+    save_pretrained(_model(), src, {})
+    args = ["fit-posterior", str(src), "-o", str(tmp_path / "cal"), "--set", f"train_roots=[{images}]",
+            "--set", "lr_patch=16", "--set", "steps=0", "--set", "interval_draws=6", "--set", "num_workers=0"]
+    assert main(args) == 0
+    model, info = load_pretrained(tmp_path / "cal")
+    scale = model.cfg.posterior_sd_scale
+    assert info["posterior_fit"]["sd_scale"] == scale and info["posterior_fit"]["steps"] == 0
+    # the same draws (same seed and sampler) with the stored scale cover 90% of the truths
+    errors = standardised_errors(model.posterior, [str(images)], SamplerConfig(), 6)
+    assert np.all(np.mean(errors <= Z90 * np.array(scale), axis=0) >= 0.9)
+    assert np.all(np.mean(errors <= Z90 * np.array(scale) * (1 - 1e-9), axis=0) < 0.9)  # and no wider
+    src_model, _ = load_pretrained(src)
+    assert src_model.cfg.posterior_sd_scale == [1.0, 1.0, 1.0]
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in src_model.state_dict().items())
