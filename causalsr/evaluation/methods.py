@@ -119,6 +119,7 @@ METHODS = Registry("method")
 METHODS.add("bicubic", Bicubic)
 METHODS.register_lazy("dat-light", "causalsr.evaluation.peers:DATLight", extra="peers")
 METHODS.register_lazy("span", "causalsr.evaluation.peers:SPAN", extra="peers")
+METHODS.register_lazy("realesrgan", "causalsr.evaluation.peers:RealESRGAN", extra="peers")
 METHODS.add("causalsr", CausalSRMethod)
 
 

