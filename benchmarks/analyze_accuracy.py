@@ -34,7 +34,8 @@ JPEG; the noise seed is the image's index in its set. For every factor of
 every setting it reports the mean absolute error, the bias (mean signed
 error) and the coverage of the 90% interval: the reported value +-1.645
 reported sd, i.e. what `analyze` prints as "value +- sd" read as a Gaussian.
-Baselines: Immerkaer and wavelet MAD (noise), the JPEG ghost (quality).
+Baselines: Immerkaer, wavelet MAD and Chen et al.'s patch PCA (noise), the JPEG
+ghost (quality).
 "No JPEG" counts as flagged when `analyze` reads quality >= 95 (the ghost:
 exactly 100). `--images N` takes N images spread evenly over each set.
 
@@ -52,7 +53,7 @@ from pathlib import Path
 
 import numpy as np
 from blur_detector import roc_auc
-from classical_estimators import immerkaer_sigma, jpeg_ghost_quality, wavelet_mad_sigma
+from classical_estimators import chen_pca_sigma, immerkaer_sigma, jpeg_ghost_quality, wavelet_mad_sigma
 
 import causalsr
 from causalsr.atomic import atomic_write_text
@@ -78,7 +79,7 @@ COMPOUND = "gblur:1.5+noise:10+jpeg:50"
 CROP = (3, 5)  # LR rows off the top, columns off the left
 Z90 = 1.6448536269514722  # two-sided 90% Gaussian interval: +-Z90 sd
 NO_JPEG_AT = 95.0  # analyze "flags no JPEG" when it reads at least this quality
-BASELINES = {"noise": ("immerkaer", "wavelet_mad"), "jpeg": ("ghost",)}
+BASELINES = {"noise": ("immerkaer", "wavelet_mad", "chen_pca"), "jpeg": ("ghost",)}
 
 
 def main() -> int:
@@ -191,7 +192,8 @@ def measure_image(model, hr: np.ndarray, seed: int, settings: list[dict]) -> lis
             cache[key] = {
                 "value": [report.factors[f].value for f in FACTOR_NAMES],
                 "sd": [report.factors[f].std for f in FACTOR_NAMES],
-                "immerkaer": immerkaer_sigma(lr), "wavelet_mad": wavelet_mad_sigma(lr), "ghost": jpeg_ghost_quality(lr),
+                "immerkaer": immerkaer_sigma(lr), "wavelet_mad": wavelet_mad_sigma(lr), "chen_pca": chen_pca_sigma(lr),
+                "ghost": jpeg_ghost_quality(lr),
             }
         out.append({"truth": [float(t) for t in params.factors()], **cache[key]})
     return out
@@ -337,14 +339,14 @@ def grid_tables(doc: dict) -> str:
                 if r["sweep"] == sweep:
                     lvl = "none" if f == "jpeg" and r["level"] == 100 else f"{r['level']:g}"
                     cells = [lvl, f"{r['analyze'][f]['mean']:.2f}", _fmt(r["analyze"][f], True)]
-                    cells += [_fmt(r[b]) for b in base]
+                    cells += [_fmt(r.get(b)) for b in base]  # get: JSONs from before a baseline existed
                     lines.append("| " + " | ".join(cells) + " |")
             lines.append("")
         comp = next(r for r in rows.values() if r["sweep"] == "compound")
         lines.append(f"| {comp['spec']} | true | analyze mean | analyze | baselines |")
         lines.append("|---|---|---|---|---|")
         for f in FACTOR_NAMES:
-            base = ", ".join(f"{b} {_fmt(comp[b])}" for b in BASELINES.get(f, ()))
+            base = ", ".join(f"{b} {_fmt(comp[b])}" for b in BASELINES.get(f, ()) if b in comp)
             lines.append(f"| {f} | {comp['true'][f]:g} | {comp['analyze'][f]['mean']:.2f} | "
                          f"{_fmt(comp['analyze'][f], True)} | {base} |")
         c = res["criteria"]

@@ -9,6 +9,13 @@ They live in `benchmarks/`, not in the product: they exist to be compared with.
   sigma = median(|HH1|) / 0.6745 over the finest diagonal wavelet subband. PyWavelets is not
   installed here, so the subband is a hand-written orthonormal Haar HH1 (one coefficient per
   2x2 block: (a - b - c + d) / 2), which is what `pywt.dwt2(x, "haar")` gives as its HH band.
+- `chen_pca_sigma`: G. Chen, F. Zhu, P. A. Heng, "An efficient statistical method for image noise
+  level estimation", ICCV 2015. The eigenvalues of the covariance of the image's patches are
+  sorted; the noise variance is the mean of the largest tail of the smallest eigenvalues whose
+  mean is also its median (as many eigenvalues above the mean as below it): the components
+  that hold only noise all have eigenvalue sigma^2, the few that hold signal are larger.
+  Patches are 8x8 with all channels in one vector, taken every 3 pixels, as in the authors'
+  MATLAB code (`NoiseEstimation.m`).
 - `jpeg_ghost_quality`: the re-compression "ghost" (H. Farid, "Exposing digital forgeries from
   JPEG ghosts", IEEE T-IFS 4(1), 2009) as a quality estimator: the image is re-saved at every
   quality q' in 10..100 with the same encoder, and the squared difference d(q') dips sharply
@@ -17,8 +24,9 @@ They live in `benchmarks/`, not in the product: they exist to be compared with.
   (100). The grid is assumed aligned with the image's top-left corner, as in Farid's basic
   test: a crop that shifts the 8x8 grid removes the dip.
 
-Colour images: both noise estimators run per RGB channel and average the channel sigmas (the
-degradation adds independent noise to each channel); the ghost compares luma (BT.601).
+Colour images: Immerkaer and wavelet MAD run per RGB channel and average the channel sigmas (the
+degradation adds independent noise to each channel); Chen et al. put the channels of a patch in
+one vector (independent noise is still sigma^2 I there); the ghost compares luma (BT.601).
 """
 from __future__ import annotations
 
@@ -30,6 +38,8 @@ from causalsr.data.degradations import jpeg_roundtrip
 
 IMMERKAER_MASK = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float64)
 MAD_TO_SIGMA = 0.6745  # median |N(0, 1)|
+CHEN_PATCH = 8
+CHEN_STRIDE = 3
 GHOST_QUALITIES = tuple(range(10, 101))
 GHOST_DIP_RATIO = 0.5
 """A dip counts when d(q) is below this fraction of both neighbours' d; else the image reads "no JPEG"."""
@@ -65,6 +75,38 @@ def haar_hh1(ch: np.ndarray) -> np.ndarray:
 def wavelet_mad_sigma(img: np.ndarray) -> float:
     """Donoho's median-absolute-deviation noise sigma from the Haar HH1 subband, averaged over channels."""
     return float(np.mean([np.median(np.abs(haar_hh1(ch))) / MAD_TO_SIGMA for ch in _channels(img)]))
+
+
+def patch_matrix(img: np.ndarray, size: int = CHEN_PATCH, stride: int = CHEN_STRIDE) -> np.ndarray:
+    """Every `size` x `size` patch of an HxW or HxWxC image at `stride` (and the last row and column
+    of patches, as the authors' `image2cols`), as rows of length C * size^2."""
+    x = np.asarray(img, dtype=np.float64)
+    x = x[..., None] if x.ndim == 2 else x
+    h, w = x.shape[:2]
+    if h < size or w < size:
+        raise ValueError(f"patch_matrix: need at least {size}x{size} pixels, got {w}x{h}")
+    ys, xs = (sorted({*range(0, n - size + 1, stride), n - size}) for n in (h, w))  # the last row/column too
+    win = np.lib.stride_tricks.sliding_window_view(x, (size, size), axis=(0, 1))[np.ix_(ys, xs)]
+    return win.reshape(len(ys) * len(xs), -1)
+
+
+def chen_tail_variance(eigenvalues: np.ndarray) -> float:
+    """Chen et al.'s noise variance from patch-covariance eigenvalues: the mean of the largest set of
+    smallest eigenvalues whose mean is its median (as many of them above the mean as below)."""
+    lam = np.sort(np.asarray(eigenvalues, dtype=np.float64))
+    for k in range(lam.size, 0, -1):
+        tail = lam[:k]
+        tau = tail.mean()
+        if np.count_nonzero(tail > tau) == np.count_nonzero(tail < tau):
+            return float(tau)
+    raise AssertionError("unreachable: a single eigenvalue is its own mean and median")
+
+
+def chen_pca_sigma(img: np.ndarray, size: int = CHEN_PATCH, stride: int = CHEN_STRIDE) -> float:
+    """Chen, Zhu and Heng's (ICCV 2015) noise sigma of an HxW or HxWxC image, in the image's own units."""
+    patches = patch_matrix(img, size, stride)
+    cov = np.cov(patches, rowvar=False, bias=True)  # 1/n, as the paper's Sigma_x
+    return float(np.sqrt(max(chen_tail_variance(np.linalg.eigvalsh(cov)), 0.0)))
 
 
 def ghost_curve(img: np.ndarray, qualities: tuple[int, ...] = GHOST_QUALITIES) -> np.ndarray:

@@ -44,7 +44,8 @@ def _fake_doc(rng) -> dict:
         truth = [float(t) for t in parse_degradation(st["spec"], 4).factors()]
         records[st["name"]] = [{"image": f"{i}.png", "truth": truth,
                                 "value": [t + rng.normal(0, 0.1) for t in truth], "sd": [1.0] * len(FACTOR_NAMES),
-                                "immerkaer": truth[1] + 1.0, "wavelet_mad": truth[1] - 1.0, "ghost": truth[2]}
+                                "immerkaer": truth[1] + 1.0, "wavelet_mad": truth[1] - 1.0, "chen_pca": truth[1] + 0.5,
+                                "ghost": truth[2]}
                                for i in range(3)]
     meta = {"model": "x4", "timing": {"fake": {"images": 3, "seconds": 0.0}}}
     return {"meta": meta, "results": {"fake": summarise(records, settings)}, "per_image": {"fake": records}}
@@ -58,11 +59,14 @@ def test_summary_criteria_tables_and_figure(tmp_path):
     c = doc["results"]["fake"]["criteria"]
     assert c["noise_mae_sigma_5_50"]["immerkaer"] == pytest.approx(1.0)
     assert c["noise_bias_sigma_50"]["wavelet_mad"] == pytest.approx(-1.0)
+    assert c["noise_clean_read"]["chen_pca"] == pytest.approx(0.5)
     assert c["jpeg_mae_q_10_90"]["ghost"] == 0.0 and c["no_jpeg_flagged"]["analyze"] == 1.0
     assert c["coverage90"]["noise"]["all_settings"] == 1.0  # errors of 0.1 inside +-1.645
     assert c["compound"]["noise"]["single_setting"] == "noise:10"
     text = grid_tables(doc)
     assert "| jpeg_crop (true jpeg) |" in text and "coverage90" in text
+    assert "| noise (true noise) | analyze mean | analyze | immerkaer | wavelet_mad | chen_pca |" in text
+    assert "| 50 | " in text and "| 0.50 / +0.50 |" in text  # Chen's column: MAE / bias of +0.5
     calibration_figure(doc, str(tmp_path / "fig.png"))
     with Image.open(tmp_path / "fig.png") as im:
         assert im.size[0] > im.size[1] > 100

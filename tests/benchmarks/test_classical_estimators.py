@@ -1,13 +1,22 @@
 """The classical baselines of `benchmarks/classical_estimators.py` against independent references.
 
-Noise: pure Gaussian noise of a known sigma on a flat image (no signal to mistake for noise).
+Noise: pure Gaussian noise of a known sigma on a flat image (no signal to mistake for noise), and
+a smooth synthetic image plus noise of a known sigma.
 JPEG: files that Pillow writes at known qualities; the ghost reads back the quality written.
 """
 import io
 
 import numpy as np
 import pytest
-from classical_estimators import haar_hh1, immerkaer_sigma, jpeg_ghost_quality, wavelet_mad_sigma
+from classical_estimators import (
+    chen_pca_sigma,
+    chen_tail_variance,
+    haar_hh1,
+    immerkaer_sigma,
+    jpeg_ghost_quality,
+    patch_matrix,
+    wavelet_mad_sigma,
+)
 from PIL import Image
 
 from helpers import photo
@@ -42,6 +51,46 @@ def test_haar_hh1_is_the_orthonormal_haar_diagonal_band():
     expected = np.array([[(h @ x[i:i + 2, j:j + 2] @ h.T)[1, 1] for j in range(0, 8, 2)] for i in range(0, 6, 2)])
     np.testing.assert_allclose(haar_hh1(x), expected, atol=1e-12)
     assert haar_hh1(rng.normal(size=(7, 9))).shape == (3, 4)  # odd edges dropped
+
+
+@pytest.mark.parametrize("sigma", [5.0, 10.0, 25.0])
+def test_chen_reads_pure_gaussian_noise(sigma):
+    assert chen_pca_sigma(_flat_noise(sigma)) == pytest.approx(sigma, abs=0.03 * sigma)
+
+
+def test_chen_tail_is_the_noise_eigenvalue_under_a_few_signal_components():
+    """60 noise components of variance 9 and four signal ones: the mean = median tail is the 60, read 9."""
+    lam = np.array([500.0, 9.0, 40.0] + [9.0] * 59 + [2000.0, 120.0])
+    assert chen_tail_variance(lam) == pytest.approx(9.0)
+    spread = np.linspace(8.0, 10.0, 61)  # symmetric about 9: the whole noise band is its own tail
+    assert chen_tail_variance(np.concatenate([spread, [300.0, 900.0]])) == pytest.approx(9.0)
+
+
+def test_patch_matrix_takes_the_authors_patches():
+    """Origins every `stride` pixels plus the last row and column (`image2cols`); channels in one row."""
+    x = np.random.default_rng(2).normal(size=(13, 11, 3))
+    got = patch_matrix(x, size=4, stride=3)
+    ref = [x[y:y + 4, c:c + 4].transpose(2, 0, 1).ravel() for y in (0, 3, 6, 9) for c in (0, 3, 6, 7)]
+    np.testing.assert_array_equal(got, np.array(ref))
+
+
+def _smooth_rgb(size: int = 256) -> np.ndarray:
+    yy, xx = np.mgrid[:size, :size] / size
+    base = 128 + 60 * np.sin(2 * np.pi * (1.5 * xx + 0.5 * yy)) * np.cos(2 * np.pi * yy)
+    return np.stack([base, 0.8 * base + 20, 255 - base], axis=-1)
+
+
+@pytest.mark.parametrize("sigma", [5.0, 15.0, 30.0])
+def test_chen_reads_noise_on_a_smooth_image_and_agrees_with_immerkaer(sigma):
+    """A smooth image is where Immerkaer's Laplacian difference is exact; Chen must read the same sigma."""
+    noisy = _smooth_rgb() + np.random.default_rng(4).normal(0.0, sigma, (256, 256, 3))
+    chen, immerkaer = chen_pca_sigma(noisy), immerkaer_sigma(noisy)
+    assert chen == pytest.approx(sigma, abs=0.04 * sigma)
+    assert chen == pytest.approx(immerkaer, abs=0.05 * sigma)
+
+
+def test_chen_reads_little_on_a_smooth_clean_image():
+    assert chen_pca_sigma(_smooth_rgb()) < 0.5  # the signal lives in a few components, the tail is ~0
 
 
 def _pillow_jpeg(img: np.ndarray, quality: int) -> np.ndarray:
