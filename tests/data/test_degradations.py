@@ -12,10 +12,12 @@ from causalsr.data.degradations import (
     DegradationParams,
     DegradationSampler,
     SamplerConfig,
+    auto_ksize,
     degrade,
     degrade_batch,
     degrade_numpy_uint8,
     gaussian_kernel,
+    kernel_sigma,
     preset,
 )
 from causalsr.data.imresize import imresize, make_lr
@@ -50,9 +52,23 @@ def test_unknown_preset_names(name):
 def test_factors_physical_order():
     assert FACTOR_NAMES == ("blur", "noise", "jpeg")
     np.testing.assert_allclose(DegradationParams(4).factors(), [0, 0, 100])
-    p = DegradationParams(2, (1.0, 4.0, 0.3), 9, 7.5, 40)
+    p = DegradationParams(2, (1.0, 4.0, 0.3), 21, 7.5, 40)
     np.testing.assert_allclose(p.factors(), [2.0, 7.5, 40])
     assert p.factors().dtype == np.float32
+
+
+def test_a_truncated_kernel_is_labelled_with_the_blur_it_applies():
+    """The paper's 3x3 sigma-2 kernel has the second moments of a sigma-0.80 Gaussian, the sigma whose LR images
+    match it (benchmarks/blur_equivalence.py); full kernels keep their nominal sigma."""
+    assert preset("blur", 4).factors()[0] == pytest.approx(0.80, abs=0.005)
+    for sigma in (1.0, 1.5, 3.0):
+        assert kernel_sigma(auto_ksize(sigma), sigma, sigma) == pytest.approx(sigma, rel=0.015)
+        k = gaussian_kernel(auto_ksize(sigma), sigma, sigma)
+        r = np.arange(k.shape[0]) - k.shape[0] // 2
+        assert float((k.sum(0) * r**2).sum()) == pytest.approx(kernel_sigma(k.shape[0], sigma, sigma) ** 2)
+    # anisotropic and rotated: the geometric mean of the principal sigmas, rotation-invariant up to grid sampling
+    assert kernel_sigma(21, 1.0, 3.0, 0.0) == pytest.approx(kernel_sigma(21, 1.0, 3.0, 1.1), rel=3e-3)
+    assert kernel_sigma(21, 1.0, 3.0, 0.0) == pytest.approx(math.sqrt(3.0), rel=0.015)
 
 
 def test_params_dict_round_trip_and_validation():
