@@ -1,22 +1,23 @@
 """Table V, measured on this machine: the engine of `causalsr profile`.
 
-Per method, in a fresh subprocess each (so peak-memory figures do not mix):
+One row per method and scale (x2, x3, x4 where the method has that scale), each
+measured in a fresh subprocess (so peak-memory figures do not mix):
 
-- parameters (counted from the method's torch modules; SPAN, which runs on
-  ncnn, uses the deploy-time count computed from its architecture);
-- multiply-accumulates for one `--size` output at `--scale`, from
+- parameters (counted from the method's torch modules; the ncnn peers, SPAN and
+  Real-ESRGAN, from the Convolution layers of their deployed .param graphs);
+- multiply-accumulates for one `--size` output, from
   `torch.utils.flop_counter.FlopCounterMode` (its FLOPs / 2: SR papers'
-  "FLOPs" are MACs); SPAN's are computed from its architecture
-  (REFERENCE_NUMBERS.md section 3, labelled [C]);
+  "FLOPs" are MACs); the ncnn peers' are counted from their graphs (`ncnn_counts`,
+  labelled [C]; for SPAN they equal the architecture formula of
+  REFERENCE_NUMBERS.md section 3, `span_deploy_counts`);
 - peak memory at inference: the rise of the process's peak RSS (VmHWM) over
-  its RSS just before one `--scale` inference;
+  its RSS just before one inference;
 - peak memory at training (CausalSR only): the same for one forward and
   backward pass of the inference path (posterior, context, restorer) on a
   batch of 16 LR patches of 192x192 HR;
-- median runtime of an LR input whose output is `--size`, at x2, x3 and x4;
+- median runtime of an LR input whose output is `--size`;
 - output megapixels per second: median over `--images` (HR benchmark images,
-  MATLAB-bicubic downscaled) at `--scale`, fp32, `--threads` CPU threads
-  (default all cores).
+  MATLAB-bicubic downscaled), fp32, `--threads` CPU threads (default all cores).
 
 ``device`` in the spec (`causalsr profile --device`, default cpu) is where
 CausalSR runs; the peers keep their own runtimes (CPU). The memory figures are
@@ -31,8 +32,9 @@ import sys
 import time
 from typing import Any
 
-DEFAULT_METHODS = ("causalsr", "dat-light", "span", "bicubic")
+DEFAULT_METHODS = ("causalsr", "dat-light", "span", "realesrgan", "bicubic")
 RUNTIME_SCALES = (2, 3, 4)
+NCNN_PEERS = ("span", "realesrgan")  # counted from their .param graphs
 INFERENCE_PARTS = ("posterior", "prior", "semantic", "sct", "restorer")  # what CausalSR runs at inference
 SPAN_CHANNELS = 48  # the released spanx{2,4}_ch48 models that the `span` method runs
 
@@ -42,6 +44,43 @@ def span_deploy_counts(scale: int, lr_pixels: int, c: int = SPAN_CHANNELS) -> tu
     weights = 27 * c + 19 * 9 * c * c + 4 * c * c + 9 * c * 3 * scale * scale
     biases = c + 19 * c + c + 3 * scale * scale
     return weights + biases, weights * lr_pixels
+
+
+def ncnn_counts(param_file, lr_pixels: int) -> tuple[int, int]:
+    """(parameters, MACs) of an ncnn graph [C]: its Convolution layers, each at its blob's size.
+
+    A blob's size relative to the input follows the graph: Interp multiplies it by its scales,
+    PixelShuffle by its factor squared, a strided convolution divides it by the stride squared;
+    every other layer keeps its first input's.
+    """
+    from pathlib import Path
+
+    area: dict[str, float] = {}
+    params = macs = 0
+    for line in Path(param_file).read_text().split("\n")[2:]:
+        t = line.split()
+        if not t:
+            continue
+        kind, n_in, n_out = t[0], int(t[2]), int(t[3])
+        ins, outs = t[4:4 + n_in], t[4 + n_in:4 + n_in + n_out]
+        p = dict(kv.split("=", 1) for kv in t[4 + n_in + n_out:])
+        a = area.get(ins[0], 1.0) if ins else 1.0
+        if kind == "Convolution":
+            a /= int(p.get("3", 1)) ** 2
+            weights = int(p["6"])
+            params += weights + (int(p["0"]) if p.get("5") == "1" else 0)
+            macs += round(weights * a * lr_pixels)
+        elif kind == "Interp":
+            a *= float(p.get("1", 1)) * float(p.get("2", 1))
+        elif kind == "PixelShuffle":
+            a *= int(p.get("0", 1)) ** 2
+        area.update(dict.fromkeys(outs, a))
+    return params, macs
+
+
+def _ncnn_param_file(method, scale: int):
+    """The .param file an ncnn peer (`peers.NcnnPeer`) runs at `scale`."""
+    return (method._dir / method.stems[scale]).with_suffix(".param")
 
 
 # ------------------------------------------------------------- worker side
@@ -147,11 +186,12 @@ def _method(spec: dict):
 
 
 def _params(name: str, method, scale: int, lr) -> dict:
-    """Parameters: CausalSR's inference path, SPAN's deploy-time count [C], else the torch modules held."""
+    """Parameters: CausalSR's inference path, the ncnn peers' graphs [C], else the torch modules held."""
     import torch
 
-    if name == "span":
-        return {"params": span_deploy_counts(scale, lr.shape[0] * lr.shape[1])[0], "params_note": "[C] deploy-time"}
+    if name in NCNN_PEERS:
+        count = ncnn_counts(_ncnn_param_file(method, scale), lr.shape[0] * lr.shape[1])[0]
+        return {"params": count, "params_note": "[C] ncnn graph"}
     if name == "causalsr":
         model = method.upscaler(scale).model
         used = [getattr(model, n) for n in INFERENCE_PARTS if getattr(model, n, None) is not None]
@@ -161,13 +201,13 @@ def _params(name: str, method, scale: int, lr) -> dict:
     return {"params": _torch_params(method), "params_note": "counted"}
 
 
-def _gmacs(name: str, upscale, lr, scale: int) -> dict:
-    """Multiply-accumulates of one inference: FlopCounterMode's FLOPs / 2, or SPAN's from its architecture."""
+def _gmacs(name: str, method, upscale, lr, scale: int) -> dict:
+    """Multiply-accumulates of one inference: FlopCounterMode's FLOPs / 2, or the ncnn peers' from their graphs."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    if name == "span":
-        macs = span_deploy_counts(scale, lr.shape[0] * lr.shape[1])[1]
-        return {"gmacs": macs / 1e9, "gmacs_note": "[C] architecture"}
+    if name in NCNN_PEERS:
+        macs = ncnn_counts(_ncnn_param_file(method, scale), lr.shape[0] * lr.shape[1])[1]
+        return {"gmacs": macs / 1e9, "gmacs_note": "[C] ncnn graph"}
     counter = FlopCounterMode(display=False)
     with counter:
         upscale(lr, scale)
@@ -198,7 +238,7 @@ def _throughput(method, images: str, scale: int) -> float:
 
 
 def measure(spec: dict) -> dict:
-    """Everything but training memory, for one method (runs in its own process)."""
+    """Everything but training memory, for one method at one scale (runs in its own process)."""
     import torch
 
     name, scale, (w, h) = spec["method"], spec["scale"], spec["size"]
@@ -209,16 +249,30 @@ def measure(spec: dict) -> dict:
         method.upscaler(scale)  # load before measuring
     res: dict = {"infer_mem_mb": _peak_rise_mb(lambda: upscale(lr, scale))}
     res.update(_params(name, method, scale, lr))
-    res.update(_gmacs(name, upscale, lr, scale))
-    res["runtime_ms"] = {}
-    for s in RUNTIME_SCALES:
-        if s in method.scales:
-            img = _lr_image(w, h, s)
-            upscale(img, s)  # warm-up
-            res["runtime_ms"][str(s)] = 1000 * _median_time(lambda img=img, s=s: upscale(img, s), spec["repeats"])
+    res.update(_gmacs(name, method, upscale, lr, scale))
+    upscale(lr, scale)  # warm-up
+    res["runtime_ms"] = 1000 * _median_time(lambda: upscale(lr, scale), spec["repeats"])
     res["out_mps"] = _throughput(method, spec["images"], scale)
     res["threads"] = torch.get_num_threads()
     return res
+
+
+def scales_of(name: str, model: str | None, device: str = "cpu") -> tuple[int, ...] | None:
+    """The scales (of x2, x3, x4) a method has, from its class or model file without building it; None if unknown."""
+    if name == "causalsr":
+        if not model:
+            return RUNTIME_SCALES
+        from causalsr.inference.api import load_for_scale
+
+        return (load_for_scale(model, device=device).scale,)
+    from causalsr.evaluation.methods import METHODS
+
+    if name not in METHODS:
+        return None
+    try:
+        return getattr(METHODS.get(name), "scales", None)  # the class: its package is imported only when built
+    except ImportError:
+        return None
 
 
 def _worker(spec: dict) -> None:
@@ -249,24 +303,24 @@ def _fmt(value, fmt: str) -> str:
     return "n/a" if value is None else format(value, fmt)
 
 
-def markdown_table(rows: list[dict], size: str, scale: int, images: str) -> str:
-    """The Table V analogue as Markdown."""
-    head = (f"| method | params | GMACs (x{scale}, {size} out) | inference peak (MB) | training peak (MB, B16 192px) "
-            f"| x2 (ms) | x3 (ms) | x4 (ms) | output MP/s ({images} x{scale}) |")
-    lines = [head, "|" + "---|" * 9]
+def markdown_table(rows: list[dict], size: str, images: str) -> str:
+    """The Table V analogue as Markdown: one row per method and scale."""
+    head = (f"| method | scale | params | GMACs ({size} out) | inference peak (MB) | training peak (MB, B16 192px) "
+            f"| runtime ({size} out, ms) | output MP/s ({images}) |")
+    lines = [head, "|" + "---|" * 8]
     for r in rows:
+        scale = f"x{r['scale']}" if r.get("scale") else "-"
         if "error" in r:
-            lines.append(f"| {r['method']} | unavailable: {r['error']} |" + " |" * 7)
+            lines.append(f"| {r['method']} | {scale} | unavailable: {r['error']} |" + " |" * 5)
             continue
-        rt = r.get("runtime_ms", {})
         params = "n/a" if r.get("params") is None else f"{r['params'] / 1e6:.3f}M"
         if r.get("params_note", "counted") != "counted":
             params += f" ({r['params_note']})"
         note = r.get("gmacs_note", "")
         gmacs = _fmt(r.get("gmacs"), ".2f") + (f" {note}" if note.startswith("[C]") else "")
-        lines.append(f"| {r['method']} | {params} | {gmacs} | {_fmt(r.get('infer_mem_mb'), '.0f')} "
-                     f"| {_fmt(r.get('train_mem_mb'), '.0f')} | {_fmt(rt.get('2'), '.1f')} "
-                     f"| {_fmt(rt.get('3'), '.1f')} | {_fmt(rt.get('4'), '.1f')} | {_fmt(r.get('out_mps'), '.3f')} |")
+        lines.append(f"| {r['method']} | {scale} | {params} | {gmacs} | {_fmt(r.get('infer_mem_mb'), '.0f')} "
+                     f"| {_fmt(r.get('train_mem_mb'), '.0f')} | {_fmt(r.get('runtime_ms'), '.1f')} "
+                     f"| {_fmt(r.get('out_mps'), '.3f')} |")
     return "\n".join(lines)
 
 

