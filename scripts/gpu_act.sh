@@ -16,7 +16,7 @@ command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total --f
 for s in ${SCALES:-4 3 2}; do
   # shellcheck disable=SC2086  # EXTRA holds several --set options
   python3 -m causalsr train --config "$SRC/configs/gpu-act.yaml" --set model.scale="$s" \
-    --set run.init_from=causalsr/weights/causalsr_x"$s" \
+    --set run.init_from=causalsr/weights/x"$s" \
     --set "data.train_roots=[.gpu/data/train/T91,.gpu/data/train/BSD200]" \
     --set run.val_dataset=.gpu/data/benchmarks/Set5/HR --set run.time_limit_minutes="$MINUTES" ${EXTRA:-} \
     -o /tmp/gpu_act_x"$s" > "$OUT/log_x$s.txt" 2>&1 &

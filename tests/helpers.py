@@ -123,3 +123,41 @@ def tiny_config(scale: int = 2, **overrides):
     )
     base.update(overrides)
     return ModelConfig(**base)
+
+
+def import_spandrel():
+    """spandrel, imported; skip (naming the install) when it is not installed.
+
+    spandrel 0.4's own import needs torchvision, for two of its architectures (LaMa, RestoreFormer), and
+    torchvision does not import beside the pinned torch 2.13.0+cpu. Where torchvision is absent, spandrel is
+    imported behind a stub of the three torchvision names those two modules import; the stub leaves
+    sys.modules once spandrel is in, and the two architectures would fail only if called.
+    """
+    import importlib.util
+    import sys
+    import types
+
+    if importlib.util.find_spec("spandrel") is None:
+        pytest.skip("spandrel is not installed (scripts/setup.sh installs it: pip install --no-deps spandrel==0.4.2)")
+    if importlib.util.find_spec("torchvision") is not None:
+        import spandrel
+        return spandrel
+
+    def unavailable(*args, **kwargs):
+        raise NotImplementedError("torchvision stub (tests/helpers.py::import_spandrel)")
+
+    functional = types.ModuleType("torchvision.transforms.functional")
+    functional.InterpolationMode = type("InterpolationMode", (), {"BILINEAR": "bilinear", "NEAREST": "nearest"})
+    functional.rotate = functional.normalize = unavailable
+    transforms = types.ModuleType("torchvision.transforms")
+    transforms.functional = functional
+    stub = types.ModuleType("torchvision")
+    stub.transforms = transforms
+    names = {"torchvision": stub, "torchvision.transforms": transforms, "torchvision.transforms.functional": functional}
+    sys.modules.update(names)
+    try:
+        import spandrel
+    finally:
+        for name in names:
+            sys.modules.pop(name, None)
+    return spandrel

@@ -11,7 +11,7 @@ from causalsr.inference.upscaler import Upscaler
 
 
 def load(name_or_path: str | Path = "x4", device: str | torch.device = "cpu", precision: str = "fp32") -> Upscaler:
-    """Load a bundled model ("x2", "x3", "x4") or a checkpoint written by `save_pretrained`.
+    """Load a bundled model ("x2", "x3", "x4") or a model path: a hub-layout folder, a training export, an older file.
 
     `device` is a `torch.device` or a name: "auto" (CUDA, else MPS, else CPU), "cpu", "cuda", "cuda:N", "mps".
     Raises FileNotFoundError (missing files) or ValueError (not a causalsr
@@ -22,8 +22,7 @@ def load(name_or_path: str | Path = "x4", device: str | torch.device = "cpu", pr
 
     if not isinstance(device, torch.device):
         device = resolve_device(device)
-    stem = bundled.resolve(name_or_path)
-    model, meta = load_pretrained(stem, map_location=str(device))
+    model, meta = load_pretrained(bundled.resolve(name_or_path), map_location=str(device))
     return Upscaler(model, meta, device=device, precision=precision)
 
 

@@ -84,7 +84,7 @@ def test_uploads_become_8_bit_rgb(tmp_path):
 # ------------------------------------------------------------------ models
 def test_models_are_bundled_only_and_loaded_once():
     models = core.Models()
-    for bad in ("/etc/passwd", "../weights/causalsr_x4", "x5", ""):
+    for bad in ("/etc/passwd", "../weights/x4", "x5", ""):
         with pytest.raises(core.UploadError, match="Unknown scale"):
             models.get(bad)
     assert models.get("x2") is models.get("x2")

@@ -15,7 +15,7 @@ from causalsr.factors import FACTORS, scale_factors
 from causalsr.inference import bundled, upscaler
 from causalsr.inference.api import Upscaler, load, load_for_scale
 from causalsr.inference.tta import transform, transform_box
-from causalsr.models.model_file import save_pretrained
+from causalsr.models.model_file import save_folder, save_pretrained
 from helpers import photo as make_photo
 from helpers import tiny_model
 
@@ -224,8 +224,8 @@ def test_bundled_names(monkeypatch, tmp_path):
     monkeypatch.setattr(bundled, "WEIGHTS_DIR", tmp_path)
     with pytest.raises(FileNotFoundError, match="bundled model 'x4' is not installed"):
         load("x4")
-    save_pretrained(tiny_model(), tmp_path / "causalsr_x2")
+    save_folder(tiny_model(), tmp_path / "x2")
     assert load("x2").scale == 2
     assert bundled.model_card("x2") is None
     with pytest.raises(KeyError, match="unknown bundled model"):
-        bundled.bundled_stem("x8")
+        bundled.bundled_dir("x8")

@@ -7,7 +7,7 @@ import causalsr
 from causalsr.data.imresize import make_lr
 from causalsr.evaluation.harness import evaluate
 from causalsr.evaluation.methods import Bicubic, CausalSRMethod
-from causalsr.inference.bundled import BUNDLED, bundled_stem, model_card
+from causalsr.inference.bundled import BUNDLED, bundled_dir, model_card
 from helpers import dataset_dir, photo, requires_dataset
 
 
@@ -27,7 +27,7 @@ def test_bundled_model_loads_and_upscales_to_size(name):
 def test_bundled_x4_reproduces_its_card_on_set5():
     """Set5 x4 PSNR-Y equals the value recorded in the model's JSON (and beats bicubic)."""
     set5 = dataset_dir("Set5")
-    recorded = json.loads(bundled_stem("x4").with_suffix(".json").read_text())["metrics"]
+    recorded = json.loads((bundled_dir("x4") / "config.json").read_text())["metrics"]
     expected = next(m for m in recorded if m["dataset"] == "Set5" and m["degradation"] == "bicubic")
     ours = evaluate(CausalSRMethod(), [str(set5)], [4], progress=False)[0].mean("psnr")
     bicubic = evaluate(Bicubic(), [str(set5)], [4], progress=False)[0].mean("psnr")
