@@ -2,6 +2,7 @@
 
     python3 benchmarks/tables.py [outputs/benchmarks]
     python3 benchmarks/tables.py gains MODEL.json [MODEL.json ...] --baseline BICUBIC.json [BICUBIC.json ...]
+    python3 benchmarks/tables.py table2|table3|profile [--docs docs/benchmarks.md]   # paper_tables.py
 
 `gains` prints each model row beside the baseline row measured with the same
 dataset, scale, degradation, image count and grey convention, and the difference.
@@ -15,20 +16,9 @@ import json
 import sys
 from pathlib import Path
 
-DATASETS = ("Set5", "Set14", "BSD100", "Urban100", "Manga109")
-PUBLISHED = {
-    "bicubic": {
-        2: [(33.66, 0.9299), (30.24, 0.8688), (29.56, 0.8431), (26.88, 0.8403), (30.80, 0.9339)],
-        3: [(30.39, 0.8682), (27.55, 0.7742), (27.21, 0.7385), (24.46, 0.7349), (26.95, 0.8556)],
-        4: [(28.42, 0.8104), (26.00, 0.7027), (25.96, 0.6675), (23.14, 0.6577), (24.89, 0.7866)],
-        8: [(24.40, 0.6580), (23.10, 0.5660), (23.67, 0.5480), (20.74, 0.5160), (21.47, 0.6500)],
-    },
-    "dat-light": {
-        2: [(38.24, 0.9614), (34.01, 0.9214), (32.34, 0.9019), (32.89, 0.9346), (39.49, 0.9788)],
-        3: [(34.76, 0.9299), (30.63, 0.8474), (29.29, 0.8103), (28.89, 0.8666), (34.55, 0.9501)],
-        4: [(32.57, 0.8991), (28.87, 0.7879), (27.74, 0.7428), (26.64, 0.8033), (31.37, 0.9178)],
-    },
-}
+from published import DATASETS, TABLE2
+
+PUBLISHED = {"bicubic": TABLE2["bicubic"][1], "dat-light": TABLE2["DAT-light"][1]}  # what `main` compares with
 
 
 def row(r: dict) -> str:
@@ -86,5 +76,9 @@ def gains(args: list[str]) -> None:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["gains"]:
         gains(sys.argv[2:])
+    elif sys.argv[1:2] and sys.argv[1] in ("table2", "table3", "profile"):
+        from paper_tables import main as paper_main
+
+        sys.exit(paper_main(sys.argv[1:]))
     else:
         main(*sys.argv[1:])
