@@ -245,6 +245,26 @@ def test_warm_start_copies_same_shaped_tensors_across_scales(tmp_path):
         warm_start(x2, tmp_path / "missing")
 
 
+def test_warm_start_from_a_hub_folder_keeps_the_runs_own_encoder_and_training_parts(tmp_path):
+    """A bundled-style folder (fp16 encoder, no training-only parts) gives every other tensor; the run keeps its
+    package encoder (its checkpoints leave it out) and fresh training-only parts."""
+    from causalsr.models.file_format import ENCODER_PREFIX, TRAINING_ONLY
+    from causalsr.models.model_file import save_folder
+    from causalsr.training.trainer import warm_start
+    from helpers import tiny_model
+
+    source, target = tiny_model(), tiny_model(inference=False)
+    save_folder(source, tmp_path / "x2")
+    encoder = {k: v.clone() for k, v in target.semantic.state_dict().items()}
+    copied, total = warm_start(target, tmp_path / "x2")
+    state = target.state_dict()
+    kept = [k for k in state if k.startswith((ENCODER_PREFIX, *TRAINING_ONLY))]
+    assert copied == total - len(kept) and kept
+    assert all(torch.equal(target.state_dict()[k], v) for k, v in source.state_dict().items()
+               if not k.startswith((ENCODER_PREFIX, *TRAINING_ONLY)))
+    assert all(torch.equal(target.semantic.state_dict()[k], v) for k, v in encoder.items())
+
+
 def test_warm_start_grows_input_channels_so_the_grown_model_computes_the_same(tmp_path):
     """A restorer that gained factor-map inputs keeps the old weights in the leading channels, zeros in the new."""
     from causalsr.models.causalsr import CausalSR
