@@ -21,6 +21,9 @@
 # common checkpoint (every CKPT=25 steps) sets the budget. 400 steps of 64 is a short from-scratch budget:
 # it compares how fast each variant learns, not where it ends.
 #
+# PARALLEL=N runs at most N at a time instead (e.g. PARALLEL=7 TRAIN_MIN=3: two waves of 3 minutes), should
+# running all 14 together prove slower than waves; the common checkpoint keeps the budgets equal either way.
+#
 # Carried (ignored) inputs, as for scripts/gpu_act.sh: .whl/ (the EfficientNet-Lite0 wheels) and
 # .gpu/data/{train/T91,train/BSD200,benchmarks/Set5/HR}. SRC: the code to run (default: this tree).
 # CPU smoke run (tests/benchmarks/test_ablation.py): DEVICE=cpu SMOKE=1 STEPS=4 CKPT=2 scripts/gpu_ablation.sh
@@ -63,6 +66,7 @@ for row in $ROWS; do
   preset=$(awk -v r="$row" '$1 == r {print $2}' <<<"$ROWS_TABLE")
   [ -n "$preset" ] || { echo "unknown row $row"; exit 2; }
   for seed in $SEEDS; do
+    while [ "${PARALLEL:-0}" -gt 0 ] && [ "$(jobs -rp | wc -l)" -ge "$PARALLEL" ]; do wait -n; done
     # shellcheck disable=SC2046,SC2086  # smoke_args and EXTRA hold several --set options
     "$PY" -m causalsr train --config "$SRC/configs/$preset.yaml" --set seed="$seed" \
       --set run.total_steps="$STEPS" --set run.time_limit_minutes="$TRAIN_MIN" --set run.ckpt_every="$CKPT" \
