@@ -7,11 +7,16 @@ degradation), restorations with Z sampled from the posterior, and
 counterfactual LR images: the degradation mechanism f_y applied to the
 restoration under do(jpeg=10) and do(noise=30), i.e. "this photo as if it
 had been compressed at quality 10 / had noise 30". Large images are shown as
-a centre crop, conditioned on the whole image.
+a centre crop, conditioned on the whole image. Under the cells, one reliability
+strip per factor (`causalsr.cli.reliability`): the estimate and its 90% interval
+on the factor's axis, beside how that factor's interval covered the truth on a
+benchmark, from the `benchmarks/analyze_accuracy.py --grid` JSON given as
+`--reliability JSON` (without one the strips say that no record was given).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -26,6 +31,7 @@ from causalsr.cli.common import (
     setup_error,
     write_json,
 )
+from causalsr.cli.reliability import Reliability, reliability_from_grid, reliability_strips, with_strips
 from causalsr.data.imageio import to_uint8
 from causalsr.stems import output_name
 
@@ -41,6 +47,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--explain", metavar="DIR", help="write a labelled PNG panel per image into DIR")
     p.add_argument("--samples", type=int, default=3, help="counterfactual samples in the panel (default 3)")
     p.add_argument("--seed", type=int, default=0, help="seed for the counterfactual samples")
+    p.add_argument("--reliability", metavar="JSON",
+                   help="with --explain: the benchmark record the panel's reliability strips show, a "
+                        "benchmarks/analyze_accuracy.py --grid JSON of this model (for the bundled x4: "
+                        "benchmarks/results/analyze_accuracy_x4.json)")
     add_model_arguments(p)
     add_device_argument(p)
 
@@ -62,8 +72,9 @@ def counterfactual_lr(up, restoration: np.ndarray, cond, do: dict, seed: int = 0
     return (y[0].permute(1, 2, 0).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
 
 
-def explain_panel(up, img, n_samples: int = 3, seed: int = 0):
-    """A labelled PIL panel for a LoadedImage `img` (see the module docstring)."""
+def explain_panel(up, img, n_samples: int = 3, seed: int = 0, reliability: Reliability | None = None):
+    """A labelled PIL panel for a LoadedImage `img`, with the reliability strips of `up.analyze(img)`
+    and `reliability`'s benchmark record (see the module docstring)."""
     import torch
     from PIL import Image, ImageDraw
 
@@ -99,7 +110,7 @@ def explain_panel(up, img, n_samples: int = 3, seed: int = 0):
         left, top = (i % cols) * cell_w, (i // cols) * cell_h
         panel.paste(Image.fromarray(to_uint8(rgb)), (left, top + LABEL_HEIGHT))
         draw.text((left + 3, top + 2), label, fill="black")
-    return panel
+    return with_strips(panel, reliability_strips(up.analyze(img), reliability, panel.width))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -118,6 +129,14 @@ def run(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError) as e:
         return fail(str(e))
     explain = Path(args.explain) if args.explain else None
+    reliability = None
+    if args.reliability:
+        if explain is None:
+            return fail("--reliability is drawn in the --explain panels: give --explain DIR too")
+        try:
+            reliability = reliability_from_grid(json.loads(Path(args.reliability).read_text()), up.scale)
+        except (OSError, ValueError) as e:
+            return fail(f"--reliability {args.reliability}: {e}")
     if explain is not None:
         try:
             explain.mkdir(parents=True, exist_ok=True)
@@ -134,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
             results.append({"path": str(name), **report.to_dict()})
             if explain is not None:
                 with atomic_path(explain / output_name(name, "_explain")) as tmp:
-                    explain_panel(up, img, args.samples, args.seed).save(tmp, format="PNG")
+                    explain_panel(up, img, args.samples, args.seed, reliability).save(tmp, format="PNG")
         except ImageReadError as e:
             print(f"causalsr analyze: error: {e}", file=sys.stderr)
             failed += 1

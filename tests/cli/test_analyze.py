@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from causalsr.cli.main import main
+from causalsr.cli.reliability import COVERAGE_COLOUR, HEADER_HEIGHT, MIN_WIDTH, STRIP_HEIGHT
 from causalsr.models.model_file import save_pretrained
 from helpers import photo, photo_image, tiny_model
 
@@ -39,12 +40,37 @@ def test_analyze_prints_json_and_explains(tmp_path, model_path, capsys):
     assert f["std"] > 0 and 0 <= f["value"] <= 50
     assert np.allclose(np.diag(doc["images"][0]["correlation"]), 1.0)
     panel = Image.open(tmp_path / "explain" / "small_explain.png")
-    # 3 rows of 4 cells (input, restoration, 3 interventions, 2 samples, 2 counterfactual LRs), 80x64 + a label bar
-    assert panel.size == (4 * 80, 3 * (64 + 16))
+    # 3 rows of 4 cells (input, restoration, 3 interventions, 2 samples, 2 counterfactual LRs), 80x64 + a label bar,
+    # then the reliability strips (a header and one strip per factor), at least MIN_WIDTH wide
+    strips = HEADER_HEIGHT + 3 * STRIP_HEIGHT
+    assert panel.size == (MIN_WIDTH, 3 * (64 + 16) + strips)
     cells = np.asarray(panel)
-    assert not np.array_equal(cells[16:, 80:160], cells[16:, 160:240])  # do(noise=0) changes the restoration
-    assert Image.open(tmp_path / "explain" / "large_grey_explain.png").size == (4 * 256, 3 * (256 + 16))
+    assert not np.array_equal(cells[16:240, 80:160], cells[16:240, 160:240])  # do(noise=0) changes the restoration
+    assert not (cells == COVERAGE_COLOUR).all(axis=-1).any()  # no --reliability: no benchmark bar
+    assert Image.open(tmp_path / "explain" / "large_grey_explain.png").size == (4 * 256, 3 * (256 + 16) + strips)
     assert [hashlib.sha256(f.read_bytes()).hexdigest() for f in files] == before
+
+
+def _grid_json(path, scale: int) -> str:
+    crit = {"coverage90": {f: {"own_sweep": 0.9} for f in ("blur", "noise", "jpeg")},
+            "blur_mae_sigma_0.5_3": {"analyze": 0.4}, "noise_mae_sigma_5_50": {"analyze": 2.0},
+            "jpeg_mae_q_10_90": {"analyze": 3.0}}
+    meta = {"model": "tiny", "scale": scale, "commit": "abc1234", "date": "2026-11-28", "timing": {"S": {"images": 2}}}
+    path.write_text(json.dumps({"meta": meta, "results": {"S": {"criteria": crit}}}))
+    return str(path)
+
+
+def test_explain_draws_the_reliability_record_given(tmp_path, model_path, capsys):
+    photo_image().crop((0, 0, 40, 32)).save(tmp_path / "a.png")
+    args = ["analyze", str(tmp_path / "a.png"), "--model", model_path, "--samples", "1"]
+    assert main([*args, "--explain", str(tmp_path / "e"), "--reliability", _grid_json(tmp_path / "g.json", 2)]) == 0
+    panel = np.asarray(Image.open(tmp_path / "e" / "a_explain.png"))
+    assert (panel[-3 * STRIP_HEIGHT:] == COVERAGE_COLOUR).all(axis=-1).any()  # the benchmark's coverage bars
+    capsys.readouterr()
+    assert main([*args, "--explain", str(tmp_path / "e"), "--reliability", _grid_json(tmp_path / "g4.json", 4)]) == 2
+    assert "x4 model, this one is x2" in capsys.readouterr().err
+    assert main([*args, "--reliability", str(tmp_path / "g.json")]) == 2  # drawn only in --explain panels
+    assert "--explain" in capsys.readouterr().err
 
 
 def test_analyze_errors(tmp_path, model_path, capsys):
