@@ -20,8 +20,9 @@ longer starts at the corner, then saved at 90) -> restored blind, with the rule,
 true effective quality (the chain's lowest, an oracle) -> PSNR-Y against the HR image (cropped
 alike; crop border = scale, the repo's `psnr`).
 
-    OMP_NUM_THREADS=1 python3 benchmarks/jpeg_evidence.py --model x4 --datasets Set5 Set14 \
+    OMP_NUM_THREADS=1 python3 benchmarks/jpeg_evidence.py --model x4 --datasets Set5 Set14 BSD100 \
         --json benchmarks/results/jpeg_evidence_x4.json
+    python3 benchmarks/jpeg_evidence.py --table benchmarks/results/jpeg_evidence_x4.json
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ import io
 import json
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -41,6 +43,7 @@ from causalsr.data.degradations import degrade_numpy_uint8, parse_degradation
 from causalsr.data.imresize import crop_to_multiple
 from causalsr.data.jpeg_container import container_quality
 from causalsr.evaluation.harness import load_hr_uint8, run_meta
+from causalsr.inference.jpeg_evidence import container_of, evidence_do
 from causalsr.metrics.psnr_ssim import psnr
 
 CHAINS = ("10", "30", "50", "70", "90", "20>90", "30>c>90", "50>c>75")
@@ -73,15 +76,15 @@ def true_quality(chain: str) -> float:
 def rule_quality(rule: str, estimate: float, sd: float, file: Image.Image) -> float | None:
     """The quality `rule` tells the restorer, or None when it changes nothing (blind).
 
-    "min": the container quality whenever it is below the posterior estimate. "interval": only
-    when it is below the estimate's 90% interval (estimate - 1.645 sd), i.e. when the file's
-    evidence contradicts the posterior rather than nudging it.
+    "min": `upscale --jpeg-evidence container`'s rule (`causalsr.inference.jpeg_evidence`), the
+    container quality whenever it is below the posterior estimate. "interval": only when it is
+    below the estimate's 90% interval (estimate - 1.645 sd), i.e. when the file's evidence
+    contradicts the posterior rather than nudging it.
     """
+    if rule == "min":
+        return evidence_do(estimate, container_of(file)).get("jpeg")
     cq = container_quality(file)
-    if cq is None or not cq.exact:
-        return None
-    bound = estimate if rule == "min" else estimate - Z90 * sd
-    return float(cq.quality) if cq.quality < bound else None
+    return float(cq.quality) if cq is not None and cq.exact and cq.quality < estimate - Z90 * sd else None
 
 
 def measure_image(up, hr: np.ndarray, chains: tuple[str, ...]) -> dict[str, dict]:
@@ -144,7 +147,11 @@ def main() -> int:
     ap.add_argument("--chains", nargs="+", default=list(CHAINS),
                     help="qualities; '20>90' a re-save, '30>c>90' with the (3, 5) crop before it")
     ap.add_argument("--json", help="write the record here")
+    ap.add_argument("--table", metavar="JSON", help="only print the markdown table of a recorded JSON")
     args = ap.parse_args()
+    if args.table:
+        print(table(json.loads(Path(args.table).read_text())["results"]))
+        return 0
     up = causalsr.load(args.model)
     results, per_image, timing = {}, {}, {}
     for ds in args.datasets:

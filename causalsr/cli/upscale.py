@@ -32,6 +32,7 @@ from causalsr.cli.common import (
     setup_error,
 )
 from causalsr.inference.api import PRECISIONS
+from causalsr.inference.jpeg_evidence import JPEG_EVIDENCE
 from causalsr.stems import output_name
 
 __all__ = ["add_arguments", "run", "plan", "expand_inputs", "tile_arg",
@@ -106,6 +107,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "the true level keeps grain, above it smooths; a lower jpeg=q deblocks harder; a larger "
                         "blur=s sharpens more. E.g. --do noise=5 jpeg=60 "
                         "(blur sigma 0-4 px, noise sigma 0-50, jpeg quality 10-100)")
+    p.add_argument("--jpeg-evidence", choices=JPEG_EVIDENCE, default="container",
+                   help="container: for a JPEG file with standard tables, tell the restorer min(its own JPEG "
+                        "quality estimate, the quality the file states), unless --do sets jpeg (a file re-saved "
+                        "at q has at least q's artefacts; measured in docs/benchmarks.md); none: the pixels "
+                        "alone (default container)")
     p.add_argument("--ext", "--format", dest="ext", choices=("auto", *FORMATS), default="png",
                    help="output format; auto keeps the input's (PNG, JPEG, WebP; PNG for other inputs) (default png)")
     p.add_argument("--jpeg-quality", type=quality_arg, default=95, metavar="Q",
@@ -226,7 +232,7 @@ def _upscale_one(job: Job, up, args: argparse.Namespace, do: dict[str, float]) -
     try:
         img = read_image(job.src)  # upright: EXIF orientation applied
         out = cast(LoadedImage, up.upscale(img, tile=args.tile, tile_overlap=args.tile_overlap, tta=args.tta,
-                                           do=do))  # a LoadedImage in gives a LoadedImage out
+                                           do=do, jpeg_evidence=args.jpeg_evidence))  # LoadedImage in and out
         if args.outscale is not None:
             size = (round(args.outscale * img.size[0]), round(args.outscale * img.size[1]))
             out = out if out.size == size else resize_loaded(out, (max(size[0], 1), max(size[1], 1)))

@@ -16,13 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from PIL import Image
 
 from causalsr.data.imageio import LoadedImage
-from causalsr.data.jpeg_container import container_quality
 from causalsr.inference.conditioning import Conditioning, normalise_do
 from causalsr.inference.devices import free_gpu_memory, is_oom, release_cached_memory, resolve_device
 from causalsr.inference.images import ImageLike, as_tensor, like_input, to_grey, to_loaded, upscale_alpha
+from causalsr.inference.jpeg_evidence import check_jpeg_evidence, container_of, evidence_do
 from causalsr.inference.report import FactorReport, factor_report
 from causalsr.inference.tiling import Box, auto_tile_size, tiled_apply
 from causalsr.inference.tta import TTA, inverse, transform, transform_box, transform_tokens
@@ -282,7 +281,7 @@ class Upscaler:
     def upscale(self, img: ImageLike, tile: int | str | None = "auto", tile_overlap: int = 16, tta: bool = False,
                 precision: str | None = None, do: Mapping[str, float] | None = None,
                 conditioning: Conditioning | None = None,
-                progress: Callable[[int], None] | None = None) -> ImageLike:
+                progress: Callable[[int], None] | None = None, jpeg_evidence: str = "container") -> ImageLike:
         """Super-resolve an image by `self.scale`.
 
         Args:
@@ -301,9 +300,23 @@ class Upscaler:
             conditioning: precomputed conditioning (e.g. of the larger image a
                 crop comes from); `do` is applied on top of it.
             progress: called with 1 after each tile.
+            jpeg_evidence: "container" (default): when `img` comes from a JPEG file with
+                standard tables (a PIL image as `Image.open` returned it, or a `LoadedImage`
+                read from the file) and `do` sets no jpeg, the restorer is told
+                min(posterior's JPEG quality, the file's stated quality)
+                (`causalsr.inference.jpeg_evidence`); "none": the pixels alone. Not used
+                with `conditioning`.
         """
+        check_jpeg_evidence(jpeg_evidence)
         src = to_loaded(img)
-        cond = self.intervene(conditioning, do) if conditioning is not None else self.condition(src, do=do)
+        if conditioning is not None:
+            cond = self.intervene(conditioning, do)
+        else:
+            cond = self.condition(src)
+            told = dict(do or {})
+            if jpeg_evidence == "container" and "jpeg" not in told and cond.posterior is not None:
+                told.update(evidence_do(self._report(cond.posterior).factors["jpeg"].value, container_of(img)))
+            cond = self.intervene(cond, told)
         return like_input(img, self._run(src, cond, tile, tile_overlap, tta, precision, progress))
 
     def do(self, img: ImageLike, **factors: float) -> ImageLike:
@@ -340,9 +353,9 @@ class Upscaler:
         q = self.model.infer_z(lr)
         if q is None:
             raise ValueError("this model has no degradation latent Z (plain model): nothing to analyze")
-        report = factor_report(q, self.model.cfg.posterior_sd_scale)
-        if isinstance(img, Image.Image):
-            report.container = container_quality(img)
-        elif isinstance(img, LoadedImage) and img.path.is_file():
-            report.container = container_quality(img.path)
+        report = self._report(q)
+        report.container = container_of(img)
         return report
+
+    def _report(self, q: torch.distributions.MultivariateNormal) -> FactorReport:
+        return factor_report(q, self.model.cfg.posterior_sd_scale)

@@ -90,7 +90,8 @@ def test_benchmark_record_is_read_and_drawn():
         row = np.asarray(img)[HEADER_HEIGHT + i * STRIP_HEIGHT + 38]  # the coverage bar's middle row
         lo, hi = _runs(row, COVERAGE_COLOUR)
         bar[f] = hi - lo
-    assert bar["noise"] == pytest.approx(bar["blur"] / 2, abs=2) and bar["jpeg"] == pytest.approx(bar["blur"] / 4, abs=2)
+    assert bar["noise"] == pytest.approx(bar["blur"] / 2, abs=2)
+    assert bar["jpeg"] == pytest.approx(bar["blur"] / 4, abs=2)
     without = np.asarray(reliability_strips(_report(), None, MIN_WIDTH))
     assert not (without == COVERAGE_COLOUR).all(axis=-1).any()  # no record, no bar
 
