@@ -22,7 +22,7 @@ alike; crop border = scale, the repo's `psnr`).
 
     OMP_NUM_THREADS=1 python3 benchmarks/jpeg_evidence.py --model x4 --datasets Set5 Set14 BSD100 \
         --json benchmarks/results/jpeg_evidence_x4.json
-    python3 benchmarks/jpeg_evidence.py --table benchmarks/results/jpeg_evidence_x4.json
+    python3 benchmarks/jpeg_evidence.py --table benchmarks/results/jpeg_evidence_x4.json --docs docs/benchmarks.md
 """
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from doc_blocks import replace_block
 from PIL import Image
 
 import causalsr
@@ -125,8 +126,22 @@ def summarise(rows: list[dict]) -> dict:
     return out
 
 
-def table(results: dict) -> str:
-    """Markdown: one row per (set, chain); each rule as PSNR, how often it fired, minus blind (min / max)."""
+def pooled(per_image: dict) -> dict:
+    """Per chain, `summarise` over the images of every set together."""
+    rows: dict[str, list[dict]] = {}
+    for images in per_image.values():
+        for chains in images.values():
+            for chain, rec in chains.items():
+                rows.setdefault(chain, []).append(rec)
+    return {chain: summarise(r) for chain, r in rows.items()}
+
+
+def table(doc: dict) -> str:
+    """Markdown: one row per (set, chain), then the sets pooled when there are several; each rule as
+    how often it fired, PSNR, minus blind (min / max)."""
+    results = dict(doc["results"])
+    if len(results) > 1:
+        results["all"] = pooled(doc["per_image"])
     head = " | ".join(f"rule {r}: fired, PSNR, - blind (min / max)" for r in RULES)
     lines = [f"| set | saves | posterior reads | blind | {head} | told the truth |",
              "|---|---|---|---|" + "---|" * len(RULES) + "---|"]
@@ -148,9 +163,13 @@ def main() -> int:
                     help="qualities; '20>90' a re-save, '30>c>90' with the (3, 5) crop before it")
     ap.add_argument("--json", help="write the record here")
     ap.add_argument("--table", metavar="JSON", help="only print the markdown table of a recorded JSON")
+    ap.add_argument("--docs", metavar="MD", help="with --table: also write it into MD's jpeg_evidence block")
     args = ap.parse_args()
     if args.table:
-        print(table(json.loads(Path(args.table).read_text())["results"]))
+        text = table(json.loads(Path(args.table).read_text()))
+        print(text)
+        if args.docs:
+            replace_block(Path(args.docs), "jpeg_evidence", text)
         return 0
     up = causalsr.load(args.model)
     results, per_image, timing = {}, {}, {}
@@ -161,7 +180,6 @@ def main() -> int:
                                                  tuple(args.chains)) for f in files}
         timing[name] = round(time.perf_counter() - t0, 1)
         results[name] = {c: summarise([img[c] for img in per_image[name].values()]) for c in args.chains}
-    print(table(results))
     if args.json:
         meta = {**run_meta(" ".join(sys.argv)), "model": args.model, "scale": up.scale, "seconds": timing,
                 "rules": {"min": "told jpeg = min(posterior estimate, container quality) for files with "
@@ -170,6 +188,7 @@ def main() -> int:
                                       "estimate - 1.645 sd (standard tables only); else blind"}}
         atomic_write_text(args.json, json.dumps({"meta": meta, "results": results, "per_image": per_image},
                                                 indent=1))
+    print(table({"results": results, "per_image": per_image}))
     return 0
 
 
