@@ -110,8 +110,8 @@ def _measured(evals: list[dict]) -> list[str]:
     if evals:
         meta = evals[0].get("meta", {})
         lines += ["", f"Measured {meta.get('date', '?')} on {meta.get('machine', '?')}, "
-                      f"commit {meta.get('commit', '?')}, with the encoder in fp32; its fp16 copy in this file moves "
-                      "outputs by under 0.05 grey levels (Set5 x2-x4; docs/benchmarks.md, 'Model files')."]
+                      f"commit {meta.get('commit', '?')}. The encoder's fp16 storage in this file moves outputs by "
+                      "under 0.05 grey levels against fp32 (Set5 x2-x4; docs/benchmarks.md, 'Model files')."]
     return lines
 
 
