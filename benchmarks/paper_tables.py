@@ -138,10 +138,13 @@ def profile(path: Path = RESULTS / "profile.json") -> str:
     doc = json.loads(path.read_text())
     w, h = doc["size"]
     meta = doc.get("meta", {})
+    commit = meta.get("commit", "?")
+    load = " / ".join(f"{v:.1f}" for v in meta.get("load_avg_1min", []))
     out = [markdown_table(doc["rows"], f"{w}x{h}", Path(doc["images"]).name), "",
-           f"Measured {meta.get('date', '?')} on {meta.get('machine', '?')}, commit {meta.get('commit', '?')[:12]}, "
-           f"{doc['rows'][0].get('threads', '?')} CPU thread(s), load average {meta.get('load_avg_1min', '?')} "
-           f"(before, after); `{meta.get('command', '')}`.", "",
+           f"Finished {meta.get('date', '?')} on {meta.get('machine', '?')}, commit {commit[:12]}"
+           f"{' with uncommitted changes' if commit.endswith('+dirty') else ''}, "
+           f"{doc['rows'][0].get('threads', '?')} CPU thread(s), 1-minute load average {load or '?'} "
+           f"(start / end; other work shared the cores); `{meta.get('command', '')}`.", "",
            f"Published ({TABLE5_SOURCE}), x4, 720p:", "",
            "| method | params (M) | GFLOPs | training memory (GB) | inference memory (GB) | x2 / x3 / x4 (ms) |",
            "|---|---|---|---|---|---|"]

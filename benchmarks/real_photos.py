@@ -24,10 +24,10 @@ REPO = Path(__file__).resolve().parents[1]
 FOLDER = REPO / "benchmarks" / "real_photos"
 # source file, crop box in the source (left, top, right, bottom), crop of the x4 output shown (left, top)
 PHOTOS = {
-    "chelsea": ("chelsea.png", (0, 0, 451, 300), (360, 200)),
+    "chelsea": ("chelsea.png", (0, 0, 451, 300), (250, 140)),
     "coffee": ("coffee.png", (0, 0, 600, 400), (600, 400)),
     "astronaut": ("astronaut.png", (0, 0, 512, 512), (380, 60)),
-    "rocket": ("rocket.jpg", (100, 0, 540, 427), (320, 160)),
+    "rocket": ("rocket.jpg", (100, 0, 540, 427), (320, 300)),
 }
 QUALITY = 30
 TILE = 224  # shown crop of each x4 output, pixels
@@ -50,6 +50,8 @@ def make(skimage_data: Path, out: Path = FOLDER) -> list[Path]:
 
 
 def _label(tile: Image.Image, text: str) -> Image.Image:
+    if not text:
+        return tile
     draw = ImageDraw.Draw(tile)
     draw.rectangle((0, 0, 7 * len(text) + 6, 14), fill=(0, 0, 0))
     draw.text((3, 1), text, fill=(255, 255, 255))
