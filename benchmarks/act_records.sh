@@ -22,6 +22,9 @@ for set in Set5 Set14; do
   $PY benchmarks/do_response.py --model "$MODEL" --dataset $set --degradation gblur:1.5 --factor blur \
     --values 0 0.5 1 1.5 2 3 --json $R/do_blur_${set}_x4.json
 done
+# the paper's 3x3 blur preset (a sigma-0.80 Gaussian in effect): where does told blur peak on it?
+$PY benchmarks/do_response.py --model "$MODEL" --dataset Set5 --degradation blur --factor blur \
+  --values 0 0.5 0.8 1 1.5 2 3 --json $R/do_blurpreset_Set5_x4.json
 MODEL_OPT=(); [ "$MODEL" = x4 ] || MODEL_OPT=(--model "$MODEL")
 $CLI effects "${MODEL_OPT[@]}" --datasets Set5 --scales 4 --treatment noise=0:15 --json $R/effects_act_x4_noise.json
 $CLI inspect "$MODEL" --json $R/inspect_x4.json || true  # a failing part is recorded, not fatal
