@@ -13,7 +13,10 @@ Published rows come from `published.py`, each marked with its source.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -53,9 +56,26 @@ def missing(folder: Path, method: str, scale: int, dataset: str, degradation: st
     return f"not measured ({note.read_text().strip()})" if note.is_file() else "not measured (not run yet)"
 
 
-def _commits(records: dict, method: str) -> str:
-    commits = sorted({r["meta"]["commit"][:12] for k, r in records.items() if k[0] == method})
-    return ", ".join(commits)
+def _commits(records: dict, method: str, scale: int | None = None) -> str:
+    """The commits a method's records were measured at; for ours, those of the bundled weights they used."""
+    commits = {(r["meta"]["commit"].removesuffix("+dirty"), k[1]) for k, r in records.items()
+               if k[0] == method and scale in (None, k[1])}
+    if method.startswith("causalsr"):
+        return "weights of " + ", ".join(sorted({_weights_commit(c, s) for c, s in commits}))
+    return ", ".join(sorted({c[:12] for c, _ in commits}))
+
+
+@functools.cache
+def _weights_commit(commit: str, scale: int) -> str:
+    """The last commit at or before `commit` that changed the bundled x`scale` weights (else `commit`)."""
+    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}
+    paths = [f"causalsr/weights/x{scale}", f"causalsr/weights/causalsr_x{scale}.safetensors"]  # hub layout, older
+    try:
+        out = subprocess.run(["git", "-C", str(RESULTS.parents[1]), "log", "-1", "--format=%h", commit, "--", *paths],
+                             capture_output=True, text=True, timeout=10, env=env).stdout
+    except (OSError, subprocess.SubprocessError):
+        out = ""
+    return out.strip() or commit[:12]
 
 
 def table2(folder: Path = RESULTS / "table2") -> str:
@@ -70,9 +90,9 @@ def table2(folder: Path = RESULTS / "table2") -> str:
             for d in DATASETS:
                 r = records.get((m, s, d, "bicubic"))
                 cells.append(f"{r['psnr']:.2f} / {r['ssim']:.4f}" if r else missing(folder, m, s, d))
-            commits = _commits(records, m)
+            commits = _commits(records, m, s)
             out.append(f"| {NAMES[m]} | " + " | ".join(cells) + " | "
-                       + (f"measured here (commit {commits})" if commits else "-") + " |")
+                       + (f"measured here ({commits})" if commits else "-") + " |")
         for name, (source, by_scale) in TABLE2.items():
             if s not in by_scale:
                 continue

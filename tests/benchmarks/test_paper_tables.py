@@ -24,7 +24,7 @@ def test_table2_cells_reasons_and_published_rows(tmp_path):
     x4 = text.split("**x4**")[1]
     assert "| CausalSR (ours: bundled, blind) | 31.26 / 0.9000 | not measured (not run yet)" in x4
     assert "| CausalSR (ours: bundled, told 'clean') | 31.30 / 0.9000 |" in x4
-    assert "measured here (commit abcdef123456)" in x4
+    assert "measured here (weights of abcdef123456)" in x4
     assert "| MemNet (published) | 31.74 / 0.8893 |" in x4 and "| CausalSR (paper) (published) | 33.01" in x4
     assert "not measured (about 202 min single-threaded here)" in text.split("**x3**")[0]
     assert missing(tmp_path, "span", 3, "Set5") == "no x3 model"
