@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Re-measure issue 13's records of one model (default: the bundled x4) into benchmarks/results/:
 # blind and oracle restoration, --do responses, the effect of do(noise), liveness, and what analyze reads.
-# MODEL=path/to/model ./benchmarks/act_records.sh ; GRID=1 also reruns issue 17's analyze grid (about 20 min).
+# MODEL=path/to/model ./benchmarks/act_records.sh ; GRID=1 also reruns issue 17's analyze grid on GRID_IMAGES
+# images per set (default 25; about 45 min on 2 shared cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL=${MODEL:-x4}
@@ -30,5 +31,5 @@ $CLI effects "${MODEL_OPT[@]}" --datasets Set5 --scales 4 --treatment noise=0:15
 $CLI inspect "$MODEL" --json $R/inspect_x4.json || true  # a failing part is recorded, not fatal
 $PY benchmarks/analyze_accuracy.py --model "$MODEL" --datasets Set14 --gaussian-blur 1 2 3 --json $R/analyze_set14_x4_act.json
 if [ -n "${GRID:-}" ]; then
-  $PY benchmarks/analyze_accuracy.py --grid --model "$MODEL" --images 25 --json $R/analyze_accuracy_x4.json
+  $PY benchmarks/analyze_accuracy.py --grid --model "$MODEL" --images "${GRID_IMAGES:-25}" --json $R/analyze_accuracy_x4.json
 fi
