@@ -82,6 +82,15 @@ def photo_image(height: int = 512, width: int = 512, seed: int = 0) -> Image.Ima
     return Image.fromarray(_photo(height, width, seed))
 
 
+def jpeg_files(folder: Path, img: Image.Image, qualities) -> dict:
+    """`img` saved by Pillow as folder/q{Q}.jpg at each quality: {quality: path}."""
+    out = {}
+    for q in qualities:
+        out[q] = folder / f"q{q}.jpg"
+        img.save(out[q], format="JPEG", quality=q)
+    return out
+
+
 def tiny_model(scale: int = 2, *, inference: bool = True, **overrides):
     """The tests' one small CausalSR: `tiny_config(scale, **overrides)`, built after `torch.manual_seed(0)`.
 

@@ -12,7 +12,7 @@ from causalsr.data.imageio import read_image
 from causalsr.data.jpeg_container import ContainerQuality
 from causalsr.inference.api import Upscaler
 from causalsr.models.model_file import save_pretrained
-from helpers import photo_image, tiny_model
+from helpers import jpeg_files, photo_image, tiny_model
 
 QUALITIES = (10, 50, 75, 95)
 
@@ -26,10 +26,7 @@ def up() -> Upscaler:
 def files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("jpeg")
     img = photo_image(48, 64, seed=2)
-    out = {}
-    for q in QUALITIES:
-        out[q] = folder / f"q{q}.jpg"
-        img.save(out[q], format="JPEG", quality=q)
+    out = jpeg_files(folder, img, QUALITIES)
     out["png"] = folder / "a.png"
     img.save(out["png"])
     with Image.open(out[10]) as im:  # compressed at 10, then re-saved at 95: pixels and container disagree

@@ -16,7 +16,7 @@ from causalsr.data.jpeg_container import ContainerQuality
 from causalsr.inference.api import Upscaler
 from causalsr.inference.jpeg_evidence import evidence_do
 from causalsr.models.model_file import save_pretrained
-from helpers import photo_image, tiny_model
+from helpers import jpeg_files, photo_image, tiny_model
 
 
 def test_evidence_do_is_the_minimum_of_posterior_and_standard_container():
@@ -49,13 +49,7 @@ def up() -> Upscaler:
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("jpeg")
-    img = photo_image(40, 48, seed=5)
-    out = {}
-    for q in (10, 100):
-        out[q] = folder / f"q{q}.jpg"
-        img.save(out[q], format="JPEG", quality=q)
-    return out
+    return jpeg_files(tmp_path_factory.mktemp("jpeg"), photo_image(40, 48, seed=5), (10, 100))
 
 
 def _estimate(up: Upscaler, path) -> float:
