@@ -67,9 +67,10 @@ def _commits(records: dict, method: str, scale: int | None = None) -> str:
 
 @functools.cache
 def _weights_commit(commit: str, scale: int) -> str:
-    """The last commit at or before `commit` that changed the bundled x`scale` weights (else `commit`)."""
+    """The last commit at or before `commit` that changed the bundled x`scale` model file (else `commit`)."""
     env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}
-    paths = [f"causalsr/weights/x{scale}", f"causalsr/weights/causalsr_x{scale}.safetensors"]  # hub layout, older
+    # the model file holds the weights and the model config (the hub layout's config.json is metadata); older layout
+    paths = [f"causalsr/weights/x{scale}/model.safetensors", f"causalsr/weights/causalsr_x{scale}.safetensors"]
     try:
         out = subprocess.run(["git", "-C", str(RESULTS.parents[1]), "log", "-1", "--format=%h", commit, "--", *paths],
                              capture_output=True, text=True, timeout=10, env=env).stdout

@@ -5,7 +5,7 @@
 #   benchmarks/tables_measure.sh table2   # bicubic degradation: Set5 Set14 BSD100 Urban100 Manga109, x2 x3 x4
 #   benchmarks/tables_measure.sh table3   # Set14 BSD100 Urban100 with blur, noise, jpeg, blur+noise+jpeg, + LPIPS
 # then: python3 benchmarks/tables.py table2 --docs docs/benchmarks.md   (likewise table3)
-# Filters: METHODS, SCALES, DATASETS (space-separated). "causalsr" is the bundled x2/x3/x4 (the commit is in
+# Filters: METHODS, SCALES, DATASETS (space-separated); DRY=1 lists the runs and writes the skip notes only. "causalsr" is the bundled x2/x3/x4 (the commit is in
 # each record). Single-threaded (OMP_NUM_THREADS=1), one process at a time. Runs of the slow peers (DAT-light,
 # Real-ESRGAN) estimated at over ~15 minutes on this CPU (see minutes) are skipped, and the tables say so.
 set -uo pipefail
@@ -52,6 +52,7 @@ for method in ${METHODS:-$DEFAULT_METHODS}; do
           echo "skip $method x$s $d $deg (about $est min)"; continue
         fi
         echo "$(date -u +%H:%M:%S) $method x$s $d $deg"
+        [ "${DRY:-0}" = 1 ] && continue  # DRY=1: list the runs and write the skip notes, run nothing
         # causalsr-told: ours told the true factors of the input (clean, for Table II's bicubic LR) instead of
         # reading them from the posterior
         "$PY" -m causalsr eval --method "${method%-told}" --datasets "$d" --scales "$s" --degradation "$deg" \
