@@ -30,11 +30,8 @@ CROP = (3, 5)
 
 
 def score_ratio(img: torch.Tensor) -> float:
-    """Best over second-best grid score, as `jpeg_grid_offset` computes them."""
-    y = grid.luminance(img)[..., :grid.GRID_CAP, :grid.GRID_CAP]
-    near = torch.exp(-torch.nn.functional.conv2d(y, grid.dct_basis()[1:]).abs() * 255)
-    scores = torch.stack([near[..., dy::8, dx::8].mean() for dy in range(8) for dx in range(8)])
-    top = scores.topk(2).values
+    """Best over second-best grid score (`grid_scores`, as `jpeg_grid_offset` decides on it)."""
+    top = grid.grid_scores(grid.luminance(img))[0].topk(2).values
     return float(top[0] / top[1])
 
 

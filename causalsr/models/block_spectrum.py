@@ -31,8 +31,8 @@ GRID_MIN_SIDE = 32
 GRID_CAP = 256
 """The grid is found on the top-left GRID_CAP x GRID_CAP pixels at most (about 1,000 blocks per offset)."""
 GRID_MARGIN = 1.08
-"""The best grid's score must exceed the second best by this factor (measured: JPEG images 1.11-4.6,
-images without JPEG 1.00-1.05)."""
+"""The best grid's score must exceed the second best by this factor (BSD100 x4 after a (3, 5) crop: JPEG
+images 1.07-3.99, images without JPEG 1.00-1.06; benchmarks/results/jpeg_grid_bsd100.json)."""
 
 
 def _size(x: torch.Tensor, dim: int) -> torch.Tensor:
@@ -58,6 +58,15 @@ def luminance(img: torch.Tensor) -> torch.Tensor:
     return (img * img.new_tensor(_LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)
 
 
+def grid_scores(luma: torch.Tensor) -> torch.Tensor:
+    """(B, 1, H, W) luminance -> (B, 64) score of each grid offset (row-major): the mean of exp(-255 |c|) over
+    the AC coefficients of its blocks, read on the top-left `GRID_CAP` pixels."""
+    y = luma[..., :GRID_CAP, :GRID_CAP]
+    near = torch.exp(-F.conv2d(y, dct_basis().to(y)[1:]).abs() * 255)  # (B, 63, H-7, W-7)
+    return torch.stack([near[..., dy::BLOCK, dx::BLOCK].mean((1, 2, 3))
+                        for dy in range(BLOCK) for dx in range(BLOCK)], 1)
+
+
 def jpeg_grid_offset(img: torch.Tensor) -> torch.Tensor:
     """(B, 3, H, W) RGB in [0, 1] -> (B, 2) int64 (row, column) offset of each image's JPEG 8x8 grid.
 
@@ -72,11 +81,7 @@ def jpeg_grid_offset(img: torch.Tensor) -> torch.Tensor:
     if torch.jit.is_tracing():  # a tiny traced input still needs one block; `small` discards its reading
         y = F.pad(y, (0, BLOCK, 0, BLOCK), mode="replicate")[..., :torch.clamp(_size(img, -2), min=BLOCK),
                                                              :torch.clamp(_size(img, -1), min=BLOCK)]
-    y = y[..., :GRID_CAP, :GRID_CAP]
-    near = torch.exp(-F.conv2d(y, dct_basis().to(y)[1:]).abs() * 255)  # (B, 63, H-7, W-7)
-    scores = torch.stack([near[..., dy::BLOCK, dx::BLOCK].mean((1, 2, 3))
-                          for dy in range(BLOCK) for dx in range(BLOCK)], 1)  # (B, 64), row-major offsets
-    top = scores.topk(2, dim=1)
+    top = grid_scores(y).topk(2, dim=1)
     small = torch.minimum(_size(img, -2), _size(img, -1)) < GRID_MIN_SIDE
     found = (top.values[:, 0] > GRID_MARGIN * top.values[:, 1]) & ~small
     best = torch.where(found, top.indices[:, 0], torch.zeros_like(top.indices[:, 0]))
@@ -127,4 +132,4 @@ class BlockSpectrum(nn.Module):
         return (torch.log(torch.cat(feats, 1) + self.eps) + 5.0) / 2.0
 
 
-__all__ = ["BlockSpectrum", "dct_basis", "grid_window", "jpeg_grid_offset", "luminance"]
+__all__ = ["BlockSpectrum", "dct_basis", "grid_scores", "grid_window", "jpeg_grid_offset", "luminance"]
