@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import TypeVar
 
 import torch
 import torch.nn as nn
@@ -39,8 +40,12 @@ BACKBONES = Registry("backbone")
 Box = tuple[float, float, float, float]  # (top, left, bottom, right) as fractions of the whole image
 
 
-def zero_init(conv: nn.Conv2d) -> nn.Conv2d:
-    """Zero a residual branch's last conv so the branch starts as nothing (kept through Xavier init).
+_Layer = TypeVar("_Layer", nn.Conv2d, nn.Linear)
+
+
+def zero_init(conv: _Layer) -> _Layer:
+    """Zero a residual branch's last conv (or linear layer) so the branch starts as nothing (kept through
+    Xavier init).
 
     With every residual branch and the output conv at zero, a restorer starts
     as exactly the bicubic upsampling; measured with `benchmarks/restorer_probe.py`

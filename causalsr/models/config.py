@@ -27,6 +27,7 @@ class ModelConfig:
     posterior_lr_depth: int = 0             # full-resolution residual blocks in the posterior's LR branch;
                                             # 0 = the paper's size
     posterior_grid_align: bool = False      # read each image from the origin of the JPEG grid found in it
+    posterior_noise_stats: bool = False     # whole-image block noise-level quantiles as posterior input
     posterior_sd_scale: list = field(default_factory=lambda: [1.0, 1.0, 1.0])  # analyze's +- per named factor,
                                             # fitted on training images (training/interval_calibration.py)
     semantic: str = "efficientnet-lite0"    # registry name in models/semantic.py

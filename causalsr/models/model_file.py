@@ -172,7 +172,7 @@ def with_model_overrides(model: CausalSR, info: dict, overrides: list[str]) -> C
     """`model` rebuilt with ``key=value`` ModelConfig overrides and the same weights; updates ``info["model_config"]``.
 
     For inference-only options such as ``posterior_crop``, and for growing the
-    posterior with ``posterior_lr_depth``: its new blocks start at zero, so the
+    posterior with ``posterior_lr_depth`` or ``posterior_noise_stats``: its new parts start at zero, so the
     rebuilt model computes what ``model`` did until they are trained. Any other
     change of architecture raises ValueError.
     """
@@ -181,9 +181,12 @@ def with_model_overrides(model: CausalSR, info: dict, overrides: list[str]) -> C
     cfg = from_dict(ModelConfig, apply_overrides(dict(info["model_config"]), overrides))
     rebuilt = CausalSR(cfg, training_parts=hasattr(model, "f_head"), pretrained_encoder=False)
     missing, unexpected = rebuilt.load_state_dict(model.state_dict(), strict=False)
-    # Keys of new blocks are "posterior.lr_blocks.<i>.*"; a block the model already had must be loaded.
-    grown = range(model.cfg.posterior_lr_depth, cfg.posterior_lr_depth)
-    missing = [k for k in missing if not any(k.startswith(f"posterior.lr_blocks.{i}.") for i in grown)]
+    # New parts start at zero: blocks "posterior.lr_blocks.<i>.*" and the noise-statistics MLP.
+    # A part the model already had must be loaded.
+    grown = [f"posterior.lr_blocks.{i}." for i in range(model.cfg.posterior_lr_depth, cfg.posterior_lr_depth)]
+    if cfg.posterior_noise_stats and not model.cfg.posterior_noise_stats:
+        grown.append("posterior.noise_mlp.")
+    missing = [k for k in missing if not k.startswith(tuple(grown))]
     if missing or unexpected:
         raise ValueError(f"model overrides {overrides} change the architecture "
                          f"({len(missing)} missing, {len(unexpected)} unexpected weights, "

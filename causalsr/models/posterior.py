@@ -19,7 +19,9 @@ image differ (border effects), and the head only ever saw the former.
 Optionally (``spectrum=True``) the pooled features also receive the
 block-DCT spectrum of Y's luminance (`causalsr.models.block_spectrum`). With
 ``grid_align=True`` every image is read from the origin of the JPEG grid found
-in it, so a JPEG cropped after compression still reads as one.
+in it, so a JPEG cropped after compression still reads as one. With
+``noise_stats=True`` the pooled features also receive quantiles of the whole
+image's block noise levels (`causalsr.models.noise_stats`).
 
 Tracing (ONNX export): the crop rule and the spectrum's padding of tiny inputs
 depend on the input size, which a trace would freeze. While tracing, both are
@@ -39,6 +41,7 @@ from torch.distributions import MultivariateNormal
 
 from causalsr.models.backbone import zero_init
 from causalsr.models.block_spectrum import BlockSpectrum, _size, grid_window, jpeg_grid_offset
+from causalsr.models.noise_stats import NoiseStatistics
 
 
 def _branch(in_ch: int, n_feats: int) -> nn.Sequential:
@@ -87,6 +90,9 @@ class DegradationPosterior(nn.Module):
             not (docs/paper-mapping.md deviation 34).
         grid_align: read each image from the origin of its JPEG grid
             (`jpeg_grid_offset`, `grid_window`), not from pixel (0, 0) (deviation 39).
+        noise_stats: add an MLP of :class:`NoiseStatistics` of the whole image to the pooled
+            features; its last layer starts at zero, so adding it to a trained posterior changes
+            nothing until it is trained (deviation 42).
 
     Cost: three 3x3 convs per branch (plus 2 per ``lr_depth`` block), two of
     them strided, a 1x1 + 3x3 fusion and a 2-layer MLP; an LR image longer
@@ -102,7 +108,7 @@ class DegradationPosterior(nn.Module):
 
     def __init__(
         self, scale: int = 4, z_dim: int = 8, n_feats: int = 32, p_unknown: float = 0.5, spectrum: bool = False,
-        analysis_crop: int = 0, lr_depth: int = 0, grid_align: bool = False,
+        analysis_crop: int = 0, lr_depth: int = 0, grid_align: bool = False, noise_stats: bool = False,
     ):
         super().__init__()
         if not 0.0 <= p_unknown <= 1.0:
@@ -136,6 +142,14 @@ class DegradationPosterior(nn.Module):
                 nn.Linear(BlockSpectrum.out_dim, 2 * n_feats),
                 nn.LeakyReLU(0.2, inplace=True),
                 nn.Linear(2 * n_feats, n_feats),
+            )
+        self.noise_stats = None
+        if noise_stats:
+            self.noise_stats = NoiseStatistics()
+            self.noise_mlp = nn.Sequential(
+                nn.Linear(NoiseStatistics.out_dim, 2 * n_feats),
+                nn.LeakyReLU(0.2, inplace=True),
+                zero_init(nn.Linear(2 * n_feats, n_feats)),
             )
         n_tril = z_dim * (z_dim + 1) // 2
         self.head = nn.Sequential(
@@ -263,9 +277,13 @@ class DegradationPosterior(nn.Module):
             offset = jpeg_grid_offset(lr)
             lr, hr = grid_window(lr, offset), None if hr is None else grid_window(hr, offset, self.scale)
         if torch.jit.is_tracing():
-            return self._embed_traceable(lr, hr, drop_hr)
-        lr_c, hr_c, n = self._crops(lr, hr)
-        return self._crop_features(lr_c, hr_c, drop_hr, n).view(b, n, -1).mean(1)
+            pooled = self._embed_traceable(lr, hr, drop_hr)
+        else:
+            lr_c, hr_c, n = self._crops(lr, hr)
+            pooled = self._crop_features(lr_c, hr_c, drop_hr, n).view(b, n, -1).mean(1)
+        if self.noise_stats is not None:
+            pooled = pooled + self.noise_mlp(self.noise_stats(lr))
+        return pooled
 
     def _crop_features(self, lr_c: torch.Tensor, hr_c: torch.Tensor | None, drop_hr: torch.Tensor | None,
                        n: int) -> torch.Tensor:

@@ -22,6 +22,19 @@ def test_interval_scale_recovers_the_spread_of_gaussian_errors():
     assert np.mean(errors <= Z90 * np.array(interval_scale(errors)), axis=0) == pytest.approx([0.9] * 3, abs=1e-3)
 
 
+def test_interval_scale_also_covers_the_rows_where_the_factor_is_present():
+    """Half the rows are read exactly (factor absent), half with sd-1 errors: over all rows the 90% quantile is
+    that of the present half at 80%; over the present rows it is its own 90%, which the scale must reach."""
+    rng = np.random.default_rng(0)
+    n = 200_000
+    present = np.zeros((n, 1), dtype=bool)
+    present[: n // 2] = True
+    errors = np.where(present, np.abs(rng.normal(0.0, 1.0, size=(n, 1))), 0.0)
+    assert interval_scale(errors)[0] == pytest.approx(1.2816 / Z90, rel=0.02)  # all rows: 80% of the present half
+    assert interval_scale(errors, present)[0] == pytest.approx(1.0, rel=0.02)
+    assert interval_scale(errors, np.zeros_like(present))[0] == interval_scale(errors)[0]  # none present: all rows
+
+
 def test_report_scales_each_sd_and_keeps_the_correlations():
     torch.manual_seed(0)
     a = torch.randn(5, 5)
@@ -55,9 +68,11 @@ def test_cli_stores_the_scale_that_gives_90_percent_coverage(images, tmp_path):
     scale = model.cfg.posterior_sd_scale
     assert info["posterior_fit"]["sd_scale"] == scale and info["posterior_fit"]["steps"] == 0
     # the same draws (same seed and sampler) with the stored scale cover 90% of the truths
-    errors = standardised_errors(model.posterior, [str(images)], SamplerConfig(), 6)
-    assert np.all(np.mean(errors <= Z90 * np.array(scale), axis=0) >= 0.9)
-    assert np.all(np.mean(errors <= Z90 * np.array(scale) * (1 - 1e-9), axis=0) < 0.9)  # and no wider
+    errors, present = standardised_errors(model.posterior, [str(images)], SamplerConfig(), 6)
+    for k in range(3):  # covered over all draws and over those with the factor, and no wider
+        groups = [errors[:, k]] + ([errors[present[:, k], k]] if present[:, k].any() else [])
+        assert all(np.mean(g <= Z90 * scale[k]) >= 0.9 for g in groups)
+        assert any(np.mean(g <= Z90 * scale[k] * (1 - 1e-9)) < 0.9 for g in groups)
     src_model, _ = load_pretrained(src)
     assert src_model.cfg.posterior_sd_scale == [1.0, 1.0, 1.0]
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in src_model.state_dict().items())
