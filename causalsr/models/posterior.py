@@ -18,7 +18,7 @@ image differ (border effects), and the head only ever saw the former.
 
 Optionally (``spectrum=True``) the pooled features also receive the
 block-DCT spectrum of Y's luminance (`causalsr.models.block_spectrum`). With
-``grid_align=True`` every image is read from the origin of the JPEG grid found
+``grid_align=True`` every image is read (outside training) from the origin of the JPEG grid found
 in it, so a JPEG cropped after compression still reads as one. With
 ``noise_stats=True`` the pooled features also receive quantiles of the whole
 image's block noise levels (`causalsr.models.noise_stats`).
@@ -88,7 +88,7 @@ class DegradationPosterior(nn.Module):
             full-resolution conv; 0 is the paper-sized encoder. Added to see
             finer evidence (the paper's mild 3x3 blur); measured, 8 blocks did
             not (docs/paper-mapping.md deviation 34).
-        grid_align: read each image from the origin of its JPEG grid
+        grid_align: outside training, read each image from the origin of its JPEG grid
             (`jpeg_grid_offset`, `grid_window`), not from pixel (0, 0) (deviation 39).
         noise_stats: add an MLP of :class:`NoiseStatistics` of the whole image to the pooled
             features; its last layer starts at zero, so adding it to a trained posterior changes
@@ -273,7 +273,9 @@ class DegradationPosterior(nn.Module):
                     drop_hr = torch.rand(b, generator=generator, device=lr.device) < self.p_unknown
                 else:
                     drop_hr = torch.zeros(b, dtype=torch.bool, device=lr.device)
-        if self.grid_align:
+        # Synthetic training patches are JPEG-compressed on their own grid: the search (about as costly as the
+        # rest of a posterior step) runs only outside training.
+        if self.grid_align and not self.training:
             offset = jpeg_grid_offset(lr)
             lr, hr = grid_window(lr, offset), None if hr is None else grid_window(hr, offset, self.scale)
         if torch.jit.is_tracing():
