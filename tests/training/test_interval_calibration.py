@@ -22,16 +22,17 @@ def test_interval_scale_recovers_the_spread_of_gaussian_errors():
     assert np.mean(errors <= Z90 * np.array(interval_scale(errors)), axis=0) == pytest.approx([0.9] * 3, abs=1e-3)
 
 
-def test_interval_scale_also_covers_the_rows_where_the_factor_is_present():
-    """Half the rows are read exactly (factor absent), half with sd-1 errors: over all rows the 90% quantile is
-    that of the present half at 80%; over the present rows it is its own 90%, which the scale must reach."""
+def test_interval_scale_averages_the_coverage_of_all_rows_and_of_the_rows_with_the_factor():
+    """Half the rows are read exactly (factor absent), half with |N(0, 1)| errors. Over all rows the coverage
+    at scale s is 0.5 + 0.5 F(s), over the present rows F(s) (F the chi(1) CDF of Z90 s); their mean
+    0.25 + 0.75 F(s) reaches 0.9 at F(s) = 0.8667, i.e. Z90 s = 1.5011."""
     rng = np.random.default_rng(0)
-    n = 200_000
+    n = 400_000
     present = np.zeros((n, 1), dtype=bool)
     present[: n // 2] = True
     errors = np.where(present, np.abs(rng.normal(0.0, 1.0, size=(n, 1))), 0.0)
-    assert interval_scale(errors)[0] == pytest.approx(1.2816 / Z90, rel=0.02)  # all rows: 80% of the present half
-    assert interval_scale(errors, present)[0] == pytest.approx(1.0, rel=0.02)
+    assert interval_scale(errors)[0] == pytest.approx(1.2816 / Z90, rel=0.01)  # all rows: 80% of the present half
+    assert interval_scale(errors, present)[0] == pytest.approx(1.5011 / Z90, rel=0.01)
     assert interval_scale(errors, np.zeros_like(present))[0] == interval_scale(errors)[0]  # none present: all rows
 
 
@@ -69,10 +70,10 @@ def test_cli_stores_the_scale_that_gives_90_percent_coverage(images, tmp_path):
     assert info["posterior_fit"]["sd_scale"] == scale and info["posterior_fit"]["steps"] == 0
     # the same draws (same seed and sampler) with the stored scale cover 90% of the truths
     errors, present = standardised_errors(model.posterior, [str(images)], SamplerConfig(), 6)
-    for k in range(3):  # covered over all draws and over those with the factor, and no wider
+    for k in range(3):  # 90% on average over all draws and those with the factor, and no wider
         groups = [errors[:, k]] + ([errors[present[:, k], k]] if present[:, k].any() else [])
-        assert all(np.mean(g <= Z90 * scale[k]) >= 0.9 for g in groups)
-        assert any(np.mean(g <= Z90 * scale[k] * (1 - 1e-9)) < 0.9 for g in groups)
+        assert np.mean([np.mean(g <= Z90 * scale[k] * (1 + 1e-9)) for g in groups]) >= 0.9 - 1e-12
+        assert np.mean([np.mean(g <= Z90 * scale[k] * (1 - 1e-9)) for g in groups]) < 0.9
     src_model, _ = load_pretrained(src)
     assert src_model.cfg.posterior_sd_scale == [1.0, 1.0, 1.0]
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in src_model.state_dict().items())
