@@ -10,7 +10,8 @@ quantile, so outliers do not inflate it), on average over all draws and
 over the draws where the factor is present. Images without a factor are read
 tightly and correctly: a scale fitted over all draws alone was too narrow where
 the factor is there (JPEG covered 81% on BSD100 / Urban100, issue 17), one that
-covers 90% of both groups too wide elsewhere (blur 98%). Only `analyze`'s report uses the
+covers 90% of both groups too wide elsewhere (blur's sd does not shrink where the
+image clearly has none). Only `analyze`'s report uses the
 scale (`ModelConfig.posterior_sd_scale`); the posterior and the restorer are
 unchanged. Listed as deviation 40 in docs/paper-mapping.md.
 """
