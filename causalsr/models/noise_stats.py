@@ -1,8 +1,8 @@
 """Whole-image noise evidence for the degradation posterior: quantiles of block noise levels.
 
 The posterior's conv features are averaged over the image, so texture and noise
-add up in them and a sigma-5 noise reads as about 2 (issue 17,
-benchmarks/results/analyze_accuracy_x4.json). Classical estimators look where
+add up in them and a sigma-5 noise read as about 2 (issue 17; session 9's
+`benchmarks/results/analyze_accuracy_x4.json`, commit 690feb8). Classical estimators look where
 the image is flat instead. This module gives the posterior that view: each
 channel's second-difference residual (Immerkaer's 3x3 mask, scaled so white
 noise of sigma s gives a residual of sd s), its RMS in every 8x8 block, and
@@ -48,14 +48,16 @@ class NoiseStatistics(nn.Module):
                                            :torch.clamp(_size(r, -1), min=BLOCK)]
         return F.avg_pool2d(r * r, BLOCK).sqrt().reshape(b, -1)
 
-    def forward(self, img: torch.Tensor) -> torch.Tensor:
-        levels = self.block_levels(img)
-        ordered, _ = torch.sort(levels, dim=1)
+    def quantiles(self, img: torch.Tensor) -> torch.Tensor:
+        """(B, len(QUANTILES)) block noise levels at `QUANTILES` (nearest rank), 0-255 units."""
+        ordered, _ = torch.sort(self.block_levels(img), dim=1)
         last = _size(ordered, -1) - 1
         idx = torch.floor(self.levels * last.to(self.levels.dtype)).long()
-        picked = ordered.gather(1, idx.view(1, -1).expand(ordered.shape[0], -1))
+        return ordered.gather(1, idx.view(1, -1).expand(ordered.shape[0], -1))
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
         # log1p of 0-50 grey levels lies in [0, 4]; centre it near 0 for the MLP
-        return (torch.log1p(picked) - 2.0) / 1.5
+        return (torch.log1p(self.quantiles(img)) - 2.0) / 1.5
 
 
 __all__ = ["QUANTILES", "NoiseStatistics"]
