@@ -56,6 +56,15 @@ def _branch(in_ch: int, n_feats: int) -> nn.Sequential:
     )
 
 
+def _mlp(in_dim: int, out_dim: int, hidden: int | None = None, zero_last: bool = False) -> nn.Sequential:
+    """Linear -> LeakyReLU(0.2) -> Linear, with ``2 * out_dim`` hidden units unless given; ``zero_last``
+    starts the last layer at zero (`zero_init`)."""
+    hidden = 2 * out_dim if hidden is None else hidden
+    last = nn.Linear(hidden, out_dim)
+    return nn.Sequential(nn.Linear(in_dim, hidden), nn.LeakyReLU(0.2, inplace=True),
+                         zero_init(last) if zero_last else last)
+
+
 class ResidualConv(nn.Module):
     """x + conv(lrelu(conv(x))) at full resolution; the second conv starts at zero, so adding blocks to a
     trained posterior leaves its output unchanged until they are trained."""
@@ -138,25 +147,13 @@ class DegradationPosterior(nn.Module):
         self.spectrum = None
         if spectrum:
             self.spectrum = BlockSpectrum()
-            self.spectrum_mlp = nn.Sequential(
-                nn.Linear(BlockSpectrum.out_dim, 2 * n_feats),
-                nn.LeakyReLU(0.2, inplace=True),
-                nn.Linear(2 * n_feats, n_feats),
-            )
+            self.spectrum_mlp = _mlp(BlockSpectrum.out_dim, n_feats)
         self.noise_stats = None
         if noise_stats:
             self.noise_stats = NoiseStatistics()
-            self.noise_mlp = nn.Sequential(
-                nn.Linear(NoiseStatistics.out_dim, 2 * n_feats),
-                nn.LeakyReLU(0.2, inplace=True),
-                zero_init(nn.Linear(2 * n_feats, n_feats)),
-            )
+            self.noise_mlp = _mlp(NoiseStatistics.out_dim, n_feats, zero_last=True)
         n_tril = z_dim * (z_dim + 1) // 2
-        self.head = nn.Sequential(
-            nn.Linear(n_feats, 2 * n_feats),
-            nn.LeakyReLU(0.2, inplace=True),
-            nn.Linear(2 * n_feats, z_dim + n_tril),
-        )
+        self.head = _mlp(n_feats, z_dim + n_tril, hidden=2 * n_feats)
         rows, cols = torch.tril_indices(z_dim, z_dim, offset=-1)
         self.register_buffer("tril_rows", rows, persistent=False)
         self.register_buffer("tril_cols", cols, persistent=False)
