@@ -86,7 +86,13 @@ def _diag_embed(g, x, offset, dim1, dim2):
 
     d = sh._get_tensor_sizes(x)[-1]
     col = g.op("Unsqueeze", x, g.op("Constant", value_t=torch.tensor([-1])))
-    return g.op("Mul", col, g.op("Constant", value_t=torch.eye(d)))
+    if d is not None:
+        return g.op("Mul", col, g.op("Constant", value_t=torch.eye(d)))
+    # size not inferred (it follows the patch-noise branch's dynamic matmuls): an identity shaped at run time
+    last = g.op("Slice", g.op("Shape", x), g.op("Constant", value_t=torch.tensor([-1])),
+                g.op("Constant", value_t=torch.tensor([2 ** 62])))
+    square = g.op("ConstantOfShape", g.op("Concat", last, last, axis_i=0), value_t=torch.tensor([0.0]))
+    return g.op("Mul", col, g.op("EyeLike", square))
 
 
 def _bilinear_aa(g, x, output_size, align_corners, scale_factors):

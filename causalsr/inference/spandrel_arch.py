@@ -50,9 +50,10 @@ def hyperparameters(state: dict[str, torch.Tensor], stored: dict[str, Any]) -> d
     cfg["posterior_feats"] = state["posterior.unknown"].shape[0]
     cfg["posterior_spectrum"] = "posterior.spectrum_mlp.0.weight" in state
     cfg["posterior_lr_depth"] = _count(state, "posterior.lr_blocks.")
-    noise_stats = "posterior.noise_mlp.0.weight" in state
-    if noise_stats or "posterior_noise_stats" in cfg:  # files from before the option lack the key
-        cfg["posterior_noise_stats"] = noise_stats
+    for option, key in (("posterior_noise_stats", "posterior.noise_mlp.0.weight"),
+                        ("posterior_patch_noise", "posterior.patch_noise_mlp.0.weight")):
+        if key in state or option in cfg:  # files from before the option lack the key
+            cfg[option] = key in state
     cfg["scale"] = math.isqrt(state["posterior.hr_branch.0.weight"].shape[1] // 3)
     if "sct.adapter.weight" in state:
         cfg["sct_dim"] = state["sct.adapter.weight"].shape[0]

@@ -65,7 +65,7 @@ class CausalSR(nn.Module):
                 scale=cfg.scale, z_dim=cfg.z_dim, n_feats=cfg.posterior_feats, p_unknown=cfg.p_unknown,
                 spectrum=cfg.posterior_spectrum, analysis_crop=cfg.posterior_crop,
                 lr_depth=cfg.posterior_lr_depth, grid_align=cfg.posterior_grid_align,
-                noise_stats=cfg.posterior_noise_stats,
+                noise_stats=cfg.posterior_noise_stats, patch_noise=cfg.posterior_patch_noise,
             )
             # w/o SP: one component and no edges, i.e. a context-conditioned diagonal Gaussian.
             self.prior = StructuredPrior(

@@ -28,6 +28,7 @@ class ModelConfig:
                                             # 0 = the paper's size
     posterior_grid_align: bool = False      # read each image from the origin of the JPEG grid found in it
     posterior_noise_stats: bool = False     # whole-image block noise-level quantiles as posterior input
+    posterior_patch_noise: bool = False     # whole-image patch-covariance noise levels as posterior input
     posterior_sd_scale: list = field(default_factory=lambda: [1.0, 1.0, 1.0])  # analyze's +- per named factor,
                                             # fitted on training images (training/interval_calibration.py)
     semantic: str = "efficientnet-lite0"    # registry name in models/semantic.py

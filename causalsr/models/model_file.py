@@ -172,8 +172,8 @@ def with_model_overrides(model: CausalSR, info: dict, overrides: list[str]) -> C
     """`model` rebuilt with ``key=value`` ModelConfig overrides and the same weights; updates ``info["model_config"]``.
 
     For inference-only options such as ``posterior_crop``, and for growing the
-    posterior with ``posterior_lr_depth`` or ``posterior_noise_stats``: its new parts start at zero, so the
-    rebuilt model computes what ``model`` did until they are trained. Any other
+    posterior with ``posterior_lr_depth``, ``posterior_noise_stats`` or ``posterior_patch_noise``: its new
+    parts start at zero, so the rebuilt model computes what ``model`` did until they are trained. Any other
     change of architecture raises ValueError.
     """
     if not overrides:
@@ -181,11 +181,13 @@ def with_model_overrides(model: CausalSR, info: dict, overrides: list[str]) -> C
     cfg = from_dict(ModelConfig, apply_overrides(dict(info["model_config"]), overrides))
     rebuilt = CausalSR(cfg, training_parts=hasattr(model, "f_head"), pretrained_encoder=False)
     missing, unexpected = rebuilt.load_state_dict(model.state_dict(), strict=False)
-    # New parts start at zero: blocks "posterior.lr_blocks.<i>.*" and the noise-statistics MLP.
+    # New parts start at zero: blocks "posterior.lr_blocks.<i>.*" and the noise-statistics and patch-noise MLPs.
     # A part the model already had must be loaded.
     grown = [f"posterior.lr_blocks.{i}." for i in range(model.cfg.posterior_lr_depth, cfg.posterior_lr_depth)]
     if cfg.posterior_noise_stats and not model.cfg.posterior_noise_stats:
         grown.append("posterior.noise_mlp.")
+    if cfg.posterior_patch_noise and not model.cfg.posterior_patch_noise:
+        grown.append("posterior.patch_noise_mlp.")
     missing = [k for k in missing if not k.startswith(tuple(grown))]
     if missing or unexpected:
         raise ValueError(f"model overrides {overrides} change the architecture "

@@ -41,7 +41,7 @@ from torch.distributions import MultivariateNormal
 
 from causalsr.models.backbone import zero_init
 from causalsr.models.block_spectrum import BlockSpectrum, _size, grid_window, jpeg_grid_offset
-from causalsr.models.noise_stats import NoiseStatistics
+from causalsr.models.noise_stats import NoiseStatistics, PatchNoise
 
 
 def _branch(in_ch: int, n_feats: int) -> nn.Sequential:
@@ -102,6 +102,8 @@ class DegradationPosterior(nn.Module):
         noise_stats: add an MLP of :class:`NoiseStatistics` of the whole image to the pooled
             features; its last layer starts at zero, so adding it to a trained posterior changes
             nothing until it is trained (deviation 42).
+        patch_noise: likewise an MLP of :class:`PatchNoise`, the whole image's patch-covariance
+            noise levels (deviation 43).
 
     Cost: three 3x3 convs per branch (plus 2 per ``lr_depth`` block), two of
     them strided, a 1x1 + 3x3 fusion and a 2-layer MLP; an LR image longer
@@ -118,6 +120,7 @@ class DegradationPosterior(nn.Module):
     def __init__(
         self, scale: int = 4, z_dim: int = 8, n_feats: int = 32, p_unknown: float = 0.5, spectrum: bool = False,
         analysis_crop: int = 0, lr_depth: int = 0, grid_align: bool = False, noise_stats: bool = False,
+        patch_noise: bool = False,
     ):
         super().__init__()
         if not 0.0 <= p_unknown <= 1.0:
@@ -152,6 +155,10 @@ class DegradationPosterior(nn.Module):
         if noise_stats:
             self.noise_stats = NoiseStatistics()
             self.noise_mlp = _mlp(NoiseStatistics.out_dim, n_feats, zero_last=True)
+        self.patch_noise = None
+        if patch_noise:
+            self.patch_noise = PatchNoise()
+            self.patch_noise_mlp = _mlp(PatchNoise.out_dim, n_feats, zero_last=True)
         n_tril = z_dim * (z_dim + 1) // 2
         self.head = _mlp(n_feats, z_dim + n_tril, hidden=2 * n_feats)
         rows, cols = torch.tril_indices(z_dim, z_dim, offset=-1)
@@ -282,6 +289,8 @@ class DegradationPosterior(nn.Module):
             pooled = self._crop_features(lr_c, hr_c, drop_hr, n).view(b, n, -1).mean(1)
         if self.noise_stats is not None:
             pooled = pooled + self.noise_mlp(self.noise_stats(lr))
+        if self.patch_noise is not None:
+            pooled = pooled + self.patch_noise_mlp(self.patch_noise(lr))
         return pooled
 
     def _crop_features(self, lr_c: torch.Tensor, hr_c: torch.Tensor | None, drop_hr: torch.Tensor | None,

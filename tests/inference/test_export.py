@@ -43,13 +43,16 @@ def _graphs(model, folder):
 
 def _analysis_crop_tiny():
     """The tiny model with the bundled models' posterior: block spectrum, 24-px analysis crops and the
-    noise statistics (its zero-initialised last layer drawn at random, so that the branch acts)."""
+    noise statistics and patch noise (their zero-initialised last layers drawn at random, so that they act)."""
     base = tiny_model()
     torch.manual_seed(1)
-    model = CausalSR(replace(base.cfg, posterior_spectrum=True, posterior_crop=24, posterior_noise_stats=True))
+    model = CausalSR(replace(base.cfg, posterior_spectrum=True, posterior_crop=24, posterior_noise_stats=True,
+                                  posterior_patch_noise=True))
     missing, unexpected = model.load_state_dict(base.state_dict(), strict=False)
-    assert not unexpected and all(k.startswith(("posterior.spectrum_mlp.", "posterior.noise_mlp.")) for k in missing)
+    grown = ("posterior.spectrum_mlp.", "posterior.noise_mlp.", "posterior.patch_noise_mlp.")
+    assert not unexpected and all(k.startswith(grown) for k in missing)
     torch.nn.init.normal_(model.posterior.noise_mlp[2].weight, std=0.1)
+    torch.nn.init.normal_(model.posterior.patch_noise_mlp[2].weight, std=0.1)
     return model.eval()
 
 

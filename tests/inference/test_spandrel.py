@@ -39,8 +39,9 @@ def test_hyperparameters_from_shapes_equal_the_bundled_config(name):
     stored = read_config_tensor(state.pop(CONFIG_KEY))["model_config"]
     wrong = dict(stored, z_dim=3, posterior_feats=1, scale=8, posterior_spectrum=False,
                  backbone_args=dict(stored["backbone_args"], n_feats=1, n_blocks=1, factor_maps=0, cond_hidden=1))
-    if "posterior_noise_stats" in stored:
-        wrong["posterior_noise_stats"] = not stored["posterior_noise_stats"]
+    for option in ("posterior_noise_stats", "posterior_patch_noise"):
+        if option in stored:
+            wrong[option] = not stored[option]
     assert hyperparameters(state, wrong) == stored  # the shapes override every wrong shape-fixed value
 
 
@@ -109,13 +110,15 @@ def test_build_needs_no_package_but_torch_and_causalsr(monkeypatch):
         assert torch.equal(model(lr), reference(lr))
 
 
-def test_noise_statistics_branch_is_read_from_the_keys(loader, tmp_path):
-    """A file whose posterior has the noise-statistics MLP loads with it, outputs equal."""
-    model = tiny_model(scale=2, posterior_noise_stats=True)
-    torch.nn.init.normal_(model.posterior.noise_mlp[2].weight)  # a trained branch, not the zero start
+@pytest.mark.parametrize("option, mlp", [("posterior_noise_stats", "noise_mlp"),
+                                         ("posterior_patch_noise", "patch_noise_mlp")])
+def test_noise_branches_are_read_from_the_keys(loader, tmp_path, option, mlp):
+    """A file whose posterior has the noise-statistics or patch-noise MLP loads with it, outputs equal."""
+    model = tiny_model(scale=2, **{option: True})
+    torch.nn.init.normal_(getattr(model.posterior, mlp)[2].weight)  # a trained branch, not the zero start
     save_folder(model, tmp_path / "noisy", encoder_dtype=None)
     desc = loader.load_from_file(tmp_path / "noisy" / "model.safetensors")
-    assert desc.model.cfg.posterior_noise_stats
+    assert getattr(desc.model.cfg, option)
     lr = torch.rand(1, 3, 20, 28, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         assert torch.equal(desc(lr), model.eval()(lr).clamp(0, 1))

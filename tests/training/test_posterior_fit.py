@@ -175,9 +175,10 @@ def test_a_posterior_grown_by_model_overrides_computes_the_same_then_fits(images
     assert all(math.isfinite(v) for v in losses) and nll1 < nll0 - 0.5, (nll0, nll1)
     assert all(blk.body[2].weight.abs().sum() > 0 for blk in grown.posterior.lr_blocks)
     # The noise-statistics branch grows the same way: nothing changes until it is trained.
-    noisy = with_model_overrides(model, {"model_config": to_dict(model.cfg)}, ["posterior_noise_stats=true"])
-    with torch.no_grad():
-        assert torch.equal(model.posterior(batch["lr"]).mean, noisy.posterior(batch["lr"]).mean)
+    for option in ("posterior_noise_stats=true", "posterior_patch_noise=true"):
+        noisy = with_model_overrides(model, {"model_config": to_dict(model.cfg)}, [option])
+        with torch.no_grad():
+            assert torch.equal(model.posterior(batch["lr"]).mean, noisy.posterior(batch["lr"]).mean)
     # Any other change of architecture is refused rather than half-loaded.
     with pytest.raises(ValueError, match="change the architecture"):
         with_model_overrides(_model(), {"model_config": to_dict(model.cfg)}, ["posterior_spectrum=false"])
