@@ -9,6 +9,9 @@ stem, a hub-layout folder, or an older-format file. `--model-set key=value`
 changes inference-only model options in the bundled config (e.g.
 `posterior_crop=24`, which the weights do not depend on); run `causalsr eval
 --method causalsr` after bundling and bundle again with its JSON.
+`--posterior-from MODEL` takes the posterior (its weights, its `posterior_*`
+options and its calibration record) from MODEL and everything else from EXPORT:
+a restorer trained with the posterior frozen joins a posterior fitted meanwhile.
 
 Writes causalsr/weights/x<s>/ (or `-o FOLDER`): model.safetensors (inference
 tensors only, the frozen encoder in fp16, format version in its metadata),
@@ -26,7 +29,10 @@ from pathlib import Path
 import yaml
 
 from causalsr.inference.bundled import WEIGHTS_DIR
+from causalsr.models.causalsr import CausalSR
+from causalsr.models.config import ModelConfig
 from causalsr.models.model_file import load_pretrained, save_folder, with_model_overrides
+from causalsr.yaml_config import from_dict, to_dict
 
 ENCODER_PROVENANCE = (
     "EfficientNet-Lite0, ImageNet-1k, Google's TensorFlow release (tensorflow/tpu, Apache-2.0), in the PyTorch "
@@ -134,6 +140,20 @@ def card(info: dict, evals: list[dict], note: str) -> str:
     return header(info) + "\n" + "\n".join(lines) + "\n"
 
 
+def graft_posterior(model: CausalSR, info: dict, donor: CausalSR, donor_info: dict) -> CausalSR:
+    """`model` with `donor`'s posterior: its weights, `posterior_*` options and `posterior_fit` record."""
+    if donor.scale != model.scale:
+        raise SystemExit(f"--posterior-from: scale x{donor.scale} does not match the export's x{model.scale}")
+    options = {k: v for k, v in donor_info["model_config"].items() if k.startswith("posterior_")}
+    cfg = from_dict(ModelConfig, {**info["model_config"], **options})
+    grafted = CausalSR(cfg, training_parts=hasattr(model, "f_head"), pretrained_encoder=False)
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("posterior.")}
+    state.update({k: v for k, v in donor.state_dict().items() if k.startswith("posterior.")})
+    grafted.load_state_dict(state)
+    info["model_config"], info["posterior_fit"] = to_dict(cfg), donor_info.get("posterior_fit")
+    return grafted.eval()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("export", help="model to bundle, e.g. the export stem runs/x4/export/causalsr_x4")
@@ -141,9 +161,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--note", default="", help="the card's opening paragraph: what the model is, how it was made")
     ap.add_argument("--model-set", action="append", default=[], metavar="KEY=VALUE",
                     help="override an inference-only ModelConfig key (repeatable)")
+    ap.add_argument("--posterior-from", metavar="MODEL", help="take the posterior from this model")
     ap.add_argument("-o", "--output", type=Path, help="output folder (default causalsr/weights/x<scale>)")
     args = ap.parse_args(argv)
     model, info = load_pretrained(args.export)  # validates the export before it is shipped
+    if args.posterior_from:
+        model = graft_posterior(model, info, *load_pretrained(args.posterior_from))
     model = with_model_overrides(model, info, args.model_set)  # the edited config must still hold these weights
     evals = [json.loads(Path(p).read_text()) for p in args.eval]
     info["metrics"] = [{k: r[k] for k in ("dataset", "scale", "degradation", "n_images", "psnr", "ssim")}

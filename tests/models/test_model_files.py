@@ -2,6 +2,7 @@
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from safetensors.torch import load_file, save_file
 
 import causalsr
 from causalsr.inference.bundled import BUNDLED, bundled_dir
+from causalsr.models.causalsr import CausalSR
 from causalsr.models.file_format import FORMAT, FORMAT_V1, TRAINING_ONLY
 from causalsr.models.model_file import load_pretrained, save_folder, save_pretrained
 from causalsr.training.checkpoint import load_weights, weights_state
@@ -167,3 +169,29 @@ def test_bundle_model_script_writes_the_hub_layout(tmp_path):
     assert card.startswith("---\nlicense: apache-2.0\n") and "A tiny test model." in card
     assert "value: 30.123" in card and "- T91" in card and "1.0 min wall on cpu" in card
     assert torch.equal(loaded.restorer.head.weight, model.restorer.head.weight)
+
+
+def test_bundle_model_grafts_a_posterior_from_another_model(tmp_path):
+    """--posterior-from: the posterior (weights, options, calibration record) from one model, the rest from the
+    export; the grafted model computes the donor's Z and the export's restoration given a Z."""
+    torch.manual_seed(0)
+    restorer = tiny_model()
+    donor = CausalSR(replace(tiny_model().cfg, posterior_patch_noise=True, posterior_sd_scale=[1.5, 1.0, 0.5]))
+    torch.nn.init.normal_(donor.posterior.patch_noise_mlp[2].weight, std=0.1)
+    save_pretrained(restorer, tmp_path / "r", {"training": {"steps": 5}})
+    fit = {"steps": 7, "config": {"lr_patch": 16, "train_roots": ["T91"], "batch_size": 2, "lr": 1e-3, "sampler": {}}}
+    save_pretrained(donor.eval(), tmp_path / "d", {"posterior_fit": fit})
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "bundle_model.py"), str(tmp_path / "r"),
+                    "--posterior-from", str(tmp_path / "d"), "-o", str(tmp_path / "x")],
+                   capture_output=True, text=True, check=True)
+    grafted, info = load_pretrained(tmp_path / "x")
+    restorer, donor = load_pretrained(tmp_path / "r")[0], load_pretrained(tmp_path / "d")[0]  # as stored
+    assert grafted.cfg.posterior_patch_noise and grafted.cfg.posterior_sd_scale == [1.5, 1.0, 0.5]
+    assert info["posterior_fit"] == fit and info["training"] == {"steps": 5}
+    lr = torch.rand(1, 3, 20, 24, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert torch.equal(grafted.infer_z(lr).mean, donor.infer_z(lr).mean)
+        z = torch.randn(1, grafted.cfg.z_dim)
+        ctx = restorer.context(lr)  # the bundle stores the frozen encoder in fp16, so compare R on one context
+        out = grafted.restore(lr, z, *ctx)
+        assert torch.equal(out, restorer.restore(lr, z, *ctx)) and not torch.equal(out, donor.restore(lr, z, *ctx))
