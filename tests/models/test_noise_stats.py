@@ -19,13 +19,19 @@ def test_median_block_level_of_white_noise_is_its_sigma(sigma):
     assert median.item() == pytest.approx(sigma, rel=0.03)
 
 
-def test_quantiles_rise_with_noise_and_texture_lifts_only_the_high_ones():
+def _on_noisy_photo(read) -> list[torch.Tensor]:
+    """`read` (a (1, 3, H, W) -> (1, K) function) of a generated photo with noise of sigma 0, 5, 15 and 30."""
     rgb = photo(128, 128).astype(np.float64)
     rng = np.random.default_rng(1)
-    stats = []
+    out = []
     for sigma in (0.0, 5.0, 15.0, 30.0):
         noisy = np.clip(np.round(rgb + rng.normal(0, sigma, rgb.shape)), 0, 255) / 255
-        stats.append(NoiseStatistics().quantiles(torch.from_numpy(noisy).permute(2, 0, 1)[None].float())[0])
+        out.append(read(torch.from_numpy(noisy).permute(2, 0, 1)[None].float())[0])
+    return out
+
+
+def test_quantiles_rise_with_noise_and_texture_lifts_only_the_high_ones():
+    stats = _on_noisy_photo(NoiseStatistics().quantiles)
     for low, high in zip(stats, stats[1:]):
         assert bool((high > low).all())
     assert bool((stats[0].diff() >= 0).all())  # quantiles ascend
@@ -39,17 +45,18 @@ def test_traced_statistics_equal_eager_at_other_sizes_tiny_included():
         assert torch.allclose(traced(x), stats(x), atol=1e-6)
 
 
-def test_noise_branch_starts_as_nothing_then_gets_gradients():
+@pytest.mark.parametrize("option, mlp", [("noise_stats", "noise_mlp"), ("patch_noise", "patch_noise_mlp")])
+def test_noise_branches_start_as_nothing_then_get_gradients(option, mlp):
     torch.manual_seed(0)
     base = DegradationPosterior(scale=2, z_dim=4, n_feats=8).eval()
-    grown = DegradationPosterior(scale=2, z_dim=4, n_feats=8, noise_stats=True).eval()
+    grown = DegradationPosterior(scale=2, z_dim=4, n_feats=8, **{option: True}).eval()
     missing, unexpected = grown.load_state_dict(base.state_dict(), strict=False)
-    assert not unexpected and missing and all(k.startswith("noise_mlp.") for k in missing)
+    assert not unexpected and missing and all(k.startswith(f"{mlp}.") for k in missing)
     lr = torch.rand(2, 3, 30, 26)
     a, b = base(lr), grown(lr)
     assert torch.equal(a.mean, b.mean) and torch.equal(a.scale_tril, b.scale_tril)
     b.rsample().sum().backward()
-    assert grown.noise_mlp[2].weight.grad.abs().sum() > 0
+    assert getattr(grown, mlp)[2].weight.grad.abs().sum() > 0
 
 
 @pytest.mark.parametrize("sigma", [3.0, 12.0, 45.0])
@@ -77,12 +84,7 @@ def test_patch_noise_traces_equal_an_eigendecomposition():
 
 def test_patch_noise_levels_fall_with_the_power_on_texture_and_rise_with_noise():
     """Higher powers follow the smallest eigenvalues, so on texture they read lower; every level rises with noise."""
-    rgb = photo(128, 128).astype(np.float64)
-    rng = np.random.default_rng(1)
-    levels = []
-    for sigma in (0.0, 5.0, 15.0, 30.0):
-        noisy = np.clip(np.round(rgb + rng.normal(0, sigma, rgb.shape)), 0, 255) / 255
-        levels.append(PatchNoise().levels(torch.from_numpy(noisy).permute(2, 0, 1)[None].float())[0])
+    levels = _on_noisy_photo(PatchNoise().levels)
     for low, high in zip(levels, levels[1:]):
         assert bool((high > low).all())
     assert bool((levels[1].diff() < 0).all())
@@ -94,16 +96,3 @@ def test_traced_patch_noise_equals_eager_at_other_sizes_tiny_and_cropped_include
     for shape in ((1, 3, 67, 29), (1, 3, 300, 270), (3, 3, 4, 4), (1, 3, 2, 5)):
         x = torch.rand(shape)
         assert torch.allclose(traced(x), pn(x), atol=1e-4), shape
-
-
-def test_patch_noise_branch_starts_as_nothing_then_gets_gradients():
-    torch.manual_seed(0)
-    base = DegradationPosterior(scale=2, z_dim=4, n_feats=8).eval()
-    grown = DegradationPosterior(scale=2, z_dim=4, n_feats=8, patch_noise=True).eval()
-    missing, unexpected = grown.load_state_dict(base.state_dict(), strict=False)
-    assert not unexpected and missing and all(k.startswith("patch_noise_mlp.") for k in missing)
-    lr = torch.rand(2, 3, 30, 26)
-    a, b = base(lr), grown(lr)
-    assert torch.equal(a.mean, b.mean) and torch.equal(a.scale_tril, b.scale_tril)
-    b.rsample().sum().backward()
-    assert grown.patch_noise_mlp[2].weight.grad.abs().sum() > 0
