@@ -82,13 +82,8 @@ class BlindPipelineForExport(nn.Module):
 
 def _diag_embed(g, x, offset, dim1, dim2):
     """aten::diag_embed for the default (last-dim) case: x[..., :, None] * I."""
-    from torch.onnx import symbolic_helper as sh
-
-    d = sh._get_tensor_sizes(x)[-1]
     col = g.op("Unsqueeze", x, g.op("Constant", value_t=torch.tensor([-1])))
-    if d is not None:
-        return g.op("Mul", col, g.op("Constant", value_t=torch.eye(d)))
-    # size not inferred (it follows the patch-noise branch's dynamic matmuls): an identity shaped at run time
+    # the identity is shaped at run time: the size is not always inferred (the patch-noise branch's matmuls)
     last = g.op("Slice", g.op("Shape", x), g.op("Constant", value_t=torch.tensor([-1])),
                 g.op("Constant", value_t=torch.tensor([2 ** 62])))
     square = g.op("ConstantOfShape", g.op("Concat", last, last, axis_i=0), value_t=torch.tensor([0.0]))

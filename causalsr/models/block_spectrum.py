@@ -41,6 +41,12 @@ def _size(x: torch.Tensor, dim: int) -> torch.Tensor:
     return size if isinstance(size, torch.Tensor) else torch.tensor(size)
 
 
+def pad_to_at_least(x: torch.Tensor, side: int, mode: str = "constant") -> torch.Tensor:
+    """`x` padded at the bottom and right to at least `side` x `side` (traceable: sizes stay dynamic)."""
+    return F.pad(x, (0, side, 0, side), mode=mode)[..., :torch.clamp(_size(x, -2), min=side),
+                                                   :torch.clamp(_size(x, -1), min=side)]
+
+
 def dct_basis(n: int = BLOCK) -> torch.Tensor:
     """Orthonormal 2-D DCT-II basis as (n*n, 1, n, n) conv filters."""
     k = torch.arange(n, dtype=torch.float64)
@@ -79,8 +85,7 @@ def jpeg_grid_offset(img: torch.Tensor) -> torch.Tensor:
         return torch.zeros(img.shape[0], 2, dtype=torch.long, device=img.device)
     y = luminance(img)
     if torch.jit.is_tracing():  # a tiny traced input still needs one block; `small` discards its reading
-        y = F.pad(y, (0, BLOCK, 0, BLOCK), mode="replicate")[..., :torch.clamp(_size(img, -2), min=BLOCK),
-                                                             :torch.clamp(_size(img, -1), min=BLOCK)]
+        y = pad_to_at_least(y, BLOCK, mode="replicate")
     top = grid_scores(y).topk(2, dim=1)
     small = torch.minimum(_size(img, -2), _size(img, -1)) < GRID_MIN_SIDE
     found = (top.values[:, 0] > GRID_MARGIN * top.values[:, 1]) & ~small

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from causalsr.models.block_spectrum import BLOCK, _size
+from causalsr.models.block_spectrum import BLOCK, _size, pad_to_at_least
 
 QUANTILES = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9)
 # Immerkaer (1996): this mask has gain 36 on the variance of white noise; /6 makes it 1 on the sd.
@@ -50,8 +50,7 @@ class NoiseStatistics(nn.Module):
         x = F.pad(img.reshape(b * c, 1, *img.shape[-2:]) * 255.0, (1, 1, 1, 1), mode="replicate")
         r = F.conv2d(x, self.mask)  # the input's size again
         # images under one block are padded to one (their padding adds no residual)
-        r = F.pad(r, (0, BLOCK, 0, BLOCK))[..., :torch.clamp(_size(r, -2), min=BLOCK),
-                                           :torch.clamp(_size(r, -1), min=BLOCK)]
+        r = pad_to_at_least(r, BLOCK)
         return F.avg_pool2d(r * r, BLOCK).sqrt().reshape(b, -1)
 
     def quantiles(self, img: torch.Tensor) -> torch.Tensor:
@@ -81,12 +80,11 @@ class PatchNoise(nn.Module):
     """(B, 3, H, W) in [0, 1] -> (B, 3): log1p of the patch covariance's harmonic-mean levels (0-255), centred.
 
     Each 4x4 RGB patch (every position of the central crop) loses its own mean;
-    C is the covariance of those 48-vectors plus `RIDGE`. The all-ones direction,
-    which the mean removal empties, is left out (`traces`), and for k in 1, 2, 4 the
-    level is (47 / (tr(C^-k) - RIDGE^-k))^(1/2k): sigma for white noise, and the
-    higher k the more it follows the smallest eigenvalues, where texture is least.
-    Prototype (4x4 vs 3x3 and 6x6 patches, fitted on 80-px crops and read on whole
-    BSD100 / Urban100 LR images) in docs/paper-mapping.md deviation 43.
+    C is the covariance of those 48-vectors plus `RIDGE`. For k in 1, 2, 4 the level
+    is (47 / T_k)^(1/2k), T_k the sum of lambda^-k over C's eigenvalues but that of
+    the all-ones direction, which the mean removal empties (`traces`): sigma for
+    white noise, and the higher k the more it follows the smallest eigenvalues,
+    where texture is least. Measured in docs/paper-mapping.md deviation 43.
     """
 
     out_dim = len(POWERS)
@@ -105,8 +103,7 @@ class PatchNoise(nn.Module):
         top, left = torch.clamp((h - PATCH_SIDE) // 2, min=0), torch.clamp((w - PATCH_SIDE) // 2, min=0)
         x = x[..., top:top + PATCH_SIDE, left:left + PATCH_SIDE]
         # inputs under one patch are padded to one (replicated pixels add no noise)
-        x = F.pad(x, (0, PATCH - 1, 0, PATCH - 1), mode="replicate")[
-            ..., :torch.clamp(_size(x, -2), min=PATCH), :torch.clamp(_size(x, -1), min=PATCH)]
+        x = pad_to_at_least(x, PATCH, mode="replicate")
         hh, ww = _size(x, -2) - PATCH + 1, _size(x, -1) - PATCH + 1
         shifted = [x[..., dy:dy + hh, dx:dx + ww] for dy in range(PATCH) for dx in range(PATCH)]
         z = torch.stack(shifted, 2).flatten(1, 2).flatten(2)
