@@ -10,8 +10,10 @@ structured prior's fixed topological order.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 
@@ -67,3 +69,17 @@ def denormalise(z_named: torch.Tensor) -> torch.Tensor:
 def scale_factors() -> torch.Tensor:
     """Per-factor (high - low): multiplies a normalised standard deviation into physical units."""
     return torch.tensor([f.high - f.low for f in FACTORS])
+
+
+def calibrate(name: str, value: float, knots: Mapping[str, Sequence[Sequence[float]]] | None) -> float:
+    """Reading `value` of factor `name` corrected by its knots ``[readings, levels]``.
+
+    The knots are a model's `ModelConfig.posterior_mean_knots` (training/mean_calibration.py).
+
+    The correction (level - reading) is interpolated linearly between knots and held constant beyond them,
+    so the map is monotone (readings and levels both increase) and the identity for a factor without knots.
+    """
+    if not knots or name not in knots:
+        return value
+    reads, levels = knots[name]
+    return value + float(np.interp(value, reads, np.subtract(levels, reads)))

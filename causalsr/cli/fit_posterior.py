@@ -33,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from causalsr.models.model_file import load_pretrained, save_pretrained, with_model_overrides
     from causalsr.training.config import repo_root_of, resolve_path
     from causalsr.training.interval_calibration import fit_interval_scale
+    from causalsr.training.mean_calibration import fit_mean_knots
     from causalsr.training.posterior_fit import (
         PosteriorFitConfig,
         PosteriorFitError,
@@ -68,13 +69,18 @@ def run(args: argparse.Namespace) -> int:
     except (PosteriorFitError, ValueError) as e:  # the run itself failed (e.g. diverged)
         return error("fit-posterior", str(e), FAILED)
     meta = {k: v for k, v in info.items() if k not in ("format", "arch", "scale", "model_config", "metrics")}
+    if cfg.mean_levels:
+        knots = fit_mean_knots(model, roots, cfg.mean_levels, cfg.mean_image_step)
+        for name, (reads, levels) in knots.items():
+            print(f"analyze's {name} corrected: " + ", ".join(f"{r:.2f} -> {v:g}" for r, v in zip(reads, levels)))
     if cfg.interval_draws:
         scale = fit_interval_scale(model, roots, cfg.sampler, cfg.interval_draws, cfg.seed)
         print("analyze's +- scaled by " + ", ".join(f"{f.name} {v:.3f}" for f, v in zip(FACTORS, scale)))
     meta["posterior_fit"] = {"from": args.model, "config": to_dict(cfg),
                              "first_loss": losses[0] if losses else None,
                              "last_loss": losses[-1] if losses else None, "steps": len(losses),
-                             "sd_scale": model.cfg.posterior_sd_scale, "device": device_name(device),
+                             "sd_scale": model.cfg.posterior_sd_scale,
+                             "mean_knots": model.cfg.posterior_mean_knots, "device": device_name(device),
                              "wall_time_s": round(time.monotonic() - started, 1)}
     if "posterior_fit" in info:  # a calibration of a calibrated model keeps the earlier record
         meta["posterior_fit"]["previous"] = info["posterior_fit"]

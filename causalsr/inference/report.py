@@ -1,7 +1,7 @@
 """`Upscaler.analyze`'s result: the named degradation factors in physical units, with uncertainty from Sigma."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from causalsr.data.jpeg_container import ContainerQuality
-from causalsr.factors import FACTORS, N_NAMED, denormalise, scale_factors
+from causalsr.factors import FACTORS, N_NAMED, calibrate, denormalise, scale_factors
 
 _LABELS = {"blur": "blur sigma", "noise": "noise sigma", "jpeg": "JPEG quality"}
 _UNITS = {"blur": "HR px", "jpeg": "10-100"}  # display units; "noise" keeps its "0-255"
@@ -73,11 +73,14 @@ class FactorReport:
         }
 
 
-def factor_report(q: torch.distributions.MultivariateNormal, sd_scale: Sequence[float] | None = None) -> FactorReport:
+def factor_report(q: torch.distributions.MultivariateNormal, sd_scale: Sequence[float] | None = None,
+                  mean_knots: Mapping[str, Sequence[Sequence[float]]] | None = None) -> FactorReport:
     """The report of posterior q(Z | Y) (batch of one): its mean and covariance mapped to physical units.
 
     ``sd_scale`` multiplies each named factor's standard deviation (correlations unchanged): the interval
-    calibration a model file carries (`ModelConfig.posterior_sd_scale`).
+    calibration a model file carries (`ModelConfig.posterior_sd_scale`). ``mean_knots`` corrects each
+    reading (`causalsr.factors.calibrate`; `ModelConfig.posterior_mean_knots`); `z_mean` stays the
+    posterior's own mean, the one the restorer is told.
     """
     mean = q.mean[0].double().cpu()
     cov = q.covariance_matrix[0].double().cpu()
@@ -90,7 +93,8 @@ def factor_report(q: torch.distributions.MultivariateNormal, sd_scale: Sequence[
     corr = cov_named / torch.outer(std, std)
     factors = {
         f.name: FactorEstimate(f.name, _LABELS.get(f.name, f.name), _UNITS.get(f.name, f.unit),
-                               float(min(max(values[i].item(), f.low), f.high)), float(std[i]), f.low, f.high)
+                               float(min(max(calibrate(f.name, values[i].item(), mean_knots), f.low), f.high)),
+                               float(std[i]), f.low, f.high)
         for i, f in enumerate(FACTORS)
     }
     return FactorReport(factors, cov_named.numpy(), corr.numpy(), mean.numpy(), cov.numpy())

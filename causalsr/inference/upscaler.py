@@ -358,4 +358,4 @@ class Upscaler:
         return report
 
     def _report(self, q: torch.distributions.MultivariateNormal) -> FactorReport:
-        return factor_report(q, self.model.cfg.posterior_sd_scale)
+        return factor_report(q, self.model.cfg.posterior_sd_scale, self.model.cfg.posterior_mean_knots)

@@ -31,6 +31,8 @@ class ModelConfig:
     posterior_patch_noise: bool = False     # whole-image patch-covariance noise levels as posterior input
     posterior_sd_scale: list = field(default_factory=lambda: [1.0, 1.0, 1.0])  # analyze's +- per named factor,
                                             # fitted on training images (training/interval_calibration.py)
+    posterior_mean_knots: dict = field(default_factory=dict)  # analyze's reading correction per named factor,
+                                            # {name: [readings, levels]} (training/mean_calibration.py)
     semantic: str = "efficientnet-lite0"    # registry name in models/semantic.py
     semantic_args: dict = field(default_factory=dict)
     sct_dim: int = 256

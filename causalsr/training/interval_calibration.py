@@ -1,5 +1,7 @@
 """Calibrate `analyze`'s "+-": one scale per named factor, fitted on whole training images.
 
+Fitted after the readings' correction (`training/mean_calibration.py`), on the corrected readings.
+
 The posterior's covariance comes from an NLL fitted on training patches; read on
 whole images its intervals were too wide for blur (100% coverage of a nominal
 90%) and too narrow for JPEG. Here the trained posterior reads whole training
@@ -25,7 +27,7 @@ import torch
 from causalsr.data.datasets import resolve_dataset
 from causalsr.data.degradations import DegradationSampler, SamplerConfig, degrade_numpy_uint8, exact_factors
 from causalsr.data.imageio import read_image
-from causalsr.factors import FACTORS, N_NAMED, denormalise, scale_factors
+from causalsr.factors import FACTORS, N_NAMED, calibrate, denormalise, scale_factors
 
 if TYPE_CHECKING:
     from causalsr.models.causalsr import CausalSR
@@ -36,10 +38,11 @@ Z90 = 1.6448536269514722
 
 
 def standardised_errors(post: DegradationPosterior, roots: list[str], sampler: SamplerConfig, draws: int,
-                        seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                        seed: int = 0, mean_knots: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """|truth - mean| / sd per named factor (physical units), (n, N_NAMED), over `draws` degradations of each
     whole image of `roots` (paper presets whose label is not their blur are skipped: `exact_factors`), and
-    whether each factor was present (truth not its "absent" value), (n, N_NAMED) bool.
+    whether each factor was present (truth not its "absent" value), (n, N_NAMED) bool. The mean is the
+    reading `analyze` reports: corrected by `mean_knots` (`causalsr.factors.calibrate`) where given.
 
     The truth is clamped to the reportable range, as the reading is (a sampler may draw noise past 50).
     """
@@ -61,7 +64,9 @@ def standardised_errors(post: DegradationPosterior, roots: list[str], sampler: S
                 lr = degrade_numpy_uint8(hr, params)
                 with torch.no_grad():
                     q = post(torch.from_numpy(lr).permute(2, 0, 1)[None].float() / 255)
-                mean = denormalise(q.mean[0, :N_NAMED].double()).clamp(lows, highs)  # as analyze reports it
+                raw = denormalise(q.mean[0, :N_NAMED].double())
+                mean = torch.tensor([calibrate(f.name, float(v), mean_knots) for f, v in zip(FACTORS, raw)],
+                                    dtype=torch.float64).clamp(lows, highs)  # as analyze reports it
                 sd = q.covariance_matrix[0].diagonal()[:N_NAMED].double().sqrt() * span
                 true = torch.from_numpy(truth).double()
                 rows.append(((true.clamp(lows, highs) - mean).abs() / sd).numpy())
@@ -88,7 +93,7 @@ def fit_interval_scale(model: CausalSR, roots: list[str], sampler: SamplerConfig
                        seed: int = 0) -> list[float]:
     """Fit and store ``model.cfg.posterior_sd_scale``; returns it."""
     post = model.posterior
-    scale = interval_scale(*standardised_errors(post, roots, sampler, draws, seed))
+    scale = interval_scale(*standardised_errors(post, roots, sampler, draws, seed, model.cfg.posterior_mean_knots))
     model.cfg.posterior_sd_scale = scale
     return scale
 

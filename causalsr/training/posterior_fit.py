@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from causalsr.data.datasets import HRPatchDataset, collate
 from causalsr.data.degradations import PAPER_BLUR_KSIZE, PAPER_BLUR_SIGMA, DegradationParams, SamplerConfig, degrade
-from causalsr.factors import N_NAMED, factor_index
+from causalsr.factors import FACTOR_NAMES, N_NAMED, factor_index
 from causalsr.training.losses import named_factor_nll
 
 if TYPE_CHECKING:
@@ -62,6 +62,9 @@ class PosteriorFitConfig:
     blur_twins: bool = False  # show each image also with its blur toggled (batch_size counts pairs then)
     w_rank: float = 0.0       # weight of the paired term: the blurred twin reads more blur (needs blur_twins)
     rank_scale: float = 0.05  # normalised blur difference that counts as one logit in that term
+    mean_levels: dict = field(default_factory=dict)  # then correct analyze's readings: {factor: levels}, each
+                              # factor alone at each level on whole training images (mean_calibration.py)
+    mean_image_step: int = 1  # ... on every n-th training image
     interval_draws: int = 0   # then calibrate analyze's +-: degradations per whole training image; 0 = off
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
 
@@ -144,6 +147,10 @@ def check_config(cfg: PosteriorFitConfig, model: torch.nn.Module) -> None:
         raise PosteriorFitError("posterior calibration needs train_roots (HR image folders)")
     if cfg.w_rank and not cfg.blur_twins:
         raise PosteriorFitError("w_rank needs blur_twins: the paired term compares twins")
+    for name, levels in cfg.mean_levels.items():
+        if name not in FACTOR_NAMES or len(levels) < 2:
+            raise PosteriorFitError(f"mean_levels: {name!r} needs to be a named factor ({', '.join(FACTOR_NAMES)}) "
+                                    f"with at least 2 levels (got {levels})")
 
 
 def _loader(post: DegradationPosterior, cfg: PosteriorFitConfig, device: torch.device) -> DataLoader:
