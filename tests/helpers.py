@@ -110,6 +110,12 @@ def tiny_model(scale: int = 2, *, inference: bool = True, **overrides):
     return model.eval()
 
 
+def posterior_fit_model():
+    """A tiny model `causalsr fit-posterior` can calibrate (8-px analysis crops, the spectrum input), eval mode."""
+    return tiny_model(2, inference=False, posterior_crop=8, posterior_spectrum=True,
+                      semantic_args={"pretrained": False, "input_size": 64}).eval()
+
+
 def write_images(folder: Path, n: int, size: int, seed: int = 0) -> Path:
     """Smooth random RGB images (low-frequency content an SR model can learn)."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -8,10 +8,9 @@ from causalsr.cli.main import main
 from causalsr.data.degradations import SamplerConfig
 from causalsr.factors import scale_factors
 from causalsr.inference.report import factor_report
-from causalsr.models.causalsr import CausalSR
 from causalsr.models.model_file import load_pretrained, save_pretrained
 from causalsr.training.interval_calibration import Z90, interval_scale, standardised_errors
-from helpers import tiny_config, write_images
+from helpers import posterior_fit_model, write_images
 
 
 def test_interval_scale_recovers_the_spread_of_gaussian_errors():
@@ -53,15 +52,9 @@ def images(tmp_path_factory):
     return write_images(tmp_path_factory.mktemp("hr"), 4, 48)
 
 
-def _model() -> CausalSR:
-    torch.manual_seed(0)
-    return CausalSR(tiny_config(scale=2, posterior_crop=8, posterior_spectrum=True,
-                                semantic_args={"pretrained": False, "input_size": 64})).eval()
-
-
 def test_cli_stores_the_scale_that_gives_90_percent_coverage(images, tmp_path):
     src = tmp_path / "m"
-    save_pretrained(_model(), src, {})
+    save_pretrained(posterior_fit_model(), src, {})
     args = ["fit-posterior", str(src), "-o", str(tmp_path / "cal"), "--set", f"train_roots=[{images}]",
             "--set", "lr_patch=16", "--set", "steps=0", "--set", "interval_draws=6", "--set", "num_workers=0"]
     assert main(args) == 0

@@ -7,10 +7,9 @@ from torch.distributions import MultivariateNormal
 from causalsr.cli.main import main
 from causalsr.factors import calibrate
 from causalsr.inference.report import factor_report
-from causalsr.models.causalsr import CausalSR
 from causalsr.models.model_file import load_pretrained, save_pretrained
 from causalsr.training.mean_calibration import knots_from_readings, level_spec, readings
-from helpers import tiny_config, write_images
+from helpers import posterior_fit_model, write_images
 
 KNOTS = {"noise": [[0.2, 10.6, 15.7, 50.5], [0.0, 10.0, 15.0, 50.0]]}
 
@@ -67,15 +66,9 @@ def images(tmp_path_factory):
     return write_images(tmp_path_factory.mktemp("hr"), 3, 48)
 
 
-def _model() -> CausalSR:
-    torch.manual_seed(0)
-    return CausalSR(tiny_config(scale=2, posterior_crop=8, posterior_spectrum=True,
-                                semantic_args={"pretrained": False, "input_size": 64})).eval()
-
-
 def test_cli_fits_knots_from_the_mean_readings_and_stores_them(images, tmp_path):
     src = tmp_path / "m"
-    save_pretrained(_model(), src, {})
+    save_pretrained(posterior_fit_model(), src, {})
     levels = [0, 10, 30]
     args = ["fit-posterior", str(src), "-o", str(tmp_path / "cal"), "--set", f"train_roots=[{images}]",
             "--set", "lr_patch=16", "--set", "steps=0", "--set", "num_workers=0",
@@ -92,7 +85,7 @@ def test_cli_fits_knots_from_the_mean_readings_and_stores_them(images, tmp_path)
 
 def test_cli_names_a_bad_factor_in_one_line(images, tmp_path, capsys):
     src = tmp_path / "m"
-    save_pretrained(_model(), src, {})
+    save_pretrained(posterior_fit_model(), src, {})
     args = ["fit-posterior", str(src), "-o", str(tmp_path / "cal"), "--set", f"train_roots=[{images}]",
             "--set", "lr_patch=16", "--set", "steps=0", "--set", "mean_levels={haze: [0, 1]}"]
     assert main(args) != 0
