@@ -12,9 +12,14 @@ import argparse
 import dataclasses
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from causalsr.cli.common import FAILED, OK, add_output_argument, error, require_output, setup_error
 from causalsr.stems import stem_of
+
+if TYPE_CHECKING:
+    from causalsr.models.causalsr import CausalSR
+    from causalsr.training.posterior_fit import PosteriorFitConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,12 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from causalsr.factors import FACTORS
     from causalsr.inference import bundled
     from causalsr.models.model_file import load_pretrained, save_pretrained, with_model_overrides
     from causalsr.training.config import repo_root_of, resolve_path
-    from causalsr.training.interval_calibration import fit_interval_scale
-    from causalsr.training.mean_calibration import fit_mean_knots
     from causalsr.training.posterior_fit import (
         PosteriorFitConfig,
         PosteriorFitError,
@@ -69,13 +71,7 @@ def run(args: argparse.Namespace) -> int:
     except (PosteriorFitError, ValueError) as e:  # the run itself failed (e.g. diverged)
         return error("fit-posterior", str(e), FAILED)
     meta = {k: v for k, v in info.items() if k not in ("format", "arch", "scale", "model_config", "metrics")}
-    if cfg.mean_levels:
-        knots = fit_mean_knots(model, roots, cfg.mean_levels, cfg.mean_image_step)
-        for name, (reads, levels) in knots.items():
-            print(f"analyze's {name} corrected: " + ", ".join(f"{r:.2f} -> {v:g}" for r, v in zip(reads, levels)))
-    if cfg.interval_draws:
-        scale = fit_interval_scale(model, roots, cfg.sampler, cfg.interval_draws, cfg.seed)
-        print("analyze's +- scaled by " + ", ".join(f"{f.name} {v:.3f}" for f, v in zip(FACTORS, scale)))
+    calibrate_report(model, roots, cfg)
     meta["posterior_fit"] = {"from": args.model, "config": to_dict(cfg),
                              "first_loss": losses[0] if losses else None,
                              "last_loss": losses[-1] if losses else None, "steps": len(losses),
@@ -88,3 +84,18 @@ def run(args: argparse.Namespace) -> int:
     trace = f", loss {losses[0]:.3f} -> {losses[-1]:.3f}" if losses else ""
     print(f"wrote {weights} and {config} ({len(losses)} steps{trace})")
     return OK
+
+
+def calibrate_report(model: CausalSR, roots: list[str], cfg: PosteriorFitConfig) -> None:
+    """After the fit: `analyze`'s reading correction (deviation 44), then its +- on the corrected readings (40)."""
+    from causalsr.factors import FACTORS
+    from causalsr.training.interval_calibration import fit_interval_scale
+    from causalsr.training.mean_calibration import fit_mean_knots
+
+    if cfg.mean_levels:
+        knots = fit_mean_knots(model, roots, cfg.mean_levels, cfg.mean_image_step)
+        for name, (reads, levels) in knots.items():
+            print(f"analyze's {name} corrected: " + ", ".join(f"{r:.2f} -> {v:g}" for r, v in zip(reads, levels)))
+    if cfg.interval_draws:
+        scale = fit_interval_scale(model, roots, cfg.sampler, cfg.interval_draws, cfg.seed)
+        print("analyze's +- scaled by " + ", ".join(f"{f.name} {v:.3f}" for f, v in zip(FACTORS, scale)))
