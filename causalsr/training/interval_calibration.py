@@ -27,7 +27,8 @@ import torch
 from causalsr.data.datasets import resolve_dataset
 from causalsr.data.degradations import DegradationSampler, SamplerConfig, degrade_numpy_uint8, exact_factors
 from causalsr.data.imageio import read_image
-from causalsr.factors import FACTORS, N_NAMED, calibrate, denormalise, scale_factors
+from causalsr.factors import FACTORS
+from causalsr.training.mean_calibration import whole_image_report
 
 if TYPE_CHECKING:
     from causalsr.models.causalsr import CausalSR
@@ -48,7 +49,6 @@ def standardised_errors(post: DegradationPosterior, roots: list[str], sampler: S
     """
     rng = np.random.default_rng(seed)
     draw = DegradationSampler(sampler)
-    span = scale_factors().double()
     lows, highs = (torch.tensor([getattr(f, k) for f in FACTORS], dtype=torch.float64) for k in ("low", "high"))
     absent = torch.tensor([f.absent for f in FACTORS], dtype=torch.float64)
     rows, present = [], []
@@ -61,13 +61,9 @@ def standardised_errors(post: DegradationPosterior, roots: list[str], sampler: S
                 truth = exact_factors(params)
                 if truth is None:
                     continue
-                lr = degrade_numpy_uint8(hr, params)
-                with torch.no_grad():
-                    q = post(torch.from_numpy(lr).permute(2, 0, 1)[None].float() / 255)
-                raw = denormalise(q.mean[0, :N_NAMED].double())
-                mean = torch.tensor([calibrate(f.name, float(v), mean_knots) for f, v in zip(FACTORS, raw)],
-                                    dtype=torch.float64).clamp(lows, highs)  # as analyze reports it
-                sd = q.covariance_matrix[0].diagonal()[:N_NAMED].double().sqrt() * span
+                report = whole_image_report(post, degrade_numpy_uint8(hr, params), mean_knots)
+                mean, sd = (torch.tensor([getattr(report.factors[f.name], k) for f in FACTORS], dtype=torch.float64)
+                            for k in ("value", "std"))
                 true = torch.from_numpy(truth).double()
                 rows.append(((true.clamp(lows, highs) - mean).abs() / sd).numpy())
                 present.append((true != absent).numpy())

@@ -20,7 +20,8 @@ import torch
 from causalsr.data.datasets import resolve_dataset
 from causalsr.data.degradations import degrade_numpy_uint8, parse_degradation
 from causalsr.data.imageio import read_image
-from causalsr.factors import FACTORS, denormalise, factor_index
+from causalsr.factors import FACTORS, factor_index
+from causalsr.inference.report import FactorReport, factor_report
 
 if TYPE_CHECKING:
     from causalsr.models.causalsr import CausalSR
@@ -37,12 +38,18 @@ def level_spec(name: str, level: float) -> str:
     return SPEC[name].format(int(level) if name == "jpeg" else level)
 
 
+def whole_image_report(post: DegradationPosterior, lr: np.ndarray, mean_knots: dict | None = None) -> FactorReport:
+    """`analyze`'s report of the posterior on one whole uint8 LR image (H, W, 3), its readings corrected by
+    `mean_knots` where given (`causalsr.inference.report.factor_report`; no +- scale)."""
+    with torch.no_grad():
+        q = post(torch.from_numpy(lr).permute(2, 0, 1)[None].float() / 255)
+    return factor_report(q, None, mean_knots)
+
+
 def readings(post: DegradationPosterior, roots: list[str], name: str, levels: list[float],
              image_step: int = 1) -> np.ndarray:
     """(images, levels) posterior means of factor `name` (physical units, clamped to its range as `analyze`
     reports) on every `image_step`-th whole image of `roots`, each degraded by that factor alone."""
-    k = factor_index(name)
-    f = FACTORS[k]
     paths = [p for root in roots for p in resolve_dataset(root)[1]][::image_step]
     out = np.zeros((len(paths), len(levels)))
     post.eval()
@@ -50,9 +57,7 @@ def readings(post: DegradationPosterior, roots: list[str], name: str, levels: li
         hr = read_image(path).rgb
         for j, level in enumerate(levels):
             lr = degrade_numpy_uint8(hr, parse_degradation(level_spec(name, level), post.scale, seed=i))
-            with torch.no_grad():
-                q = post(torch.from_numpy(lr).permute(2, 0, 1)[None].float() / 255)
-            out[i, j] = float(denormalise(q.mean[0, :len(FACTORS)].double())[k].clamp(f.low, f.high))
+            out[i, j] = whole_image_report(post, lr).factors[name].value
     return out
 
 
@@ -80,4 +85,4 @@ def fit_mean_knots(model: CausalSR, roots: list[str], levels: dict[str, list[flo
     return knots
 
 
-__all__ = ["fit_mean_knots", "knots_from_readings", "level_spec", "readings"]
+__all__ = ["fit_mean_knots", "knots_from_readings", "level_spec", "readings", "whole_image_report"]
